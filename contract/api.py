@@ -1,0 +1,553 @@
+"""The public functions, shaped like numpy's (``einsum``, ``einsum_path``) and opt_einsum's
+(``contract``, ``contract_path``, ``contract_expression``).
+
+Each call: split and convert the operands, parse (cached), check ``out``/``dtype``/``casting``/
+``order`` exactly where numpy does, plan (cached), then hand validated arrays to the executor.
+Object, string and other non-numeric dtypes are delegated to :func:`numpy.einsum`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+
+from .executor import execute
+from .layout import needs_copy
+from .parser import Equation, label_name, parse, split_operands
+from .planner import Plan, make_plan, normalize_optimize
+
+__all__ = [
+    "einsum",
+    "einsum_path",
+    "contract",
+    "contract_path",
+    "contract_expression",
+    "ContractExpression",
+    "PathInfo",
+]
+
+_ORDERS = ("C", "F", "A", "K")
+_CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+_NATIVE_KINDS = "biufc"  # bool, ints, uints, floats, complex: everything else goes to numpy
+
+
+# ---------------------------------------------------------------------------------------------
+# reports
+
+
+class PathInfo:
+    """A contraction plan as a readable report (``str(info)``) and as numbers.
+
+    Attributes
+    ----------
+    path : list of tuple of int
+        The contraction order, in opt_einsum's form.
+    naive_cost, opt_cost : int
+        FLOP counts of the unoptimized and the planned order.
+    speedup : float
+        ``naive_cost / opt_cost``.
+    largest_intermediate : int
+        The largest intermediate, in elements.
+    methods : list of str
+        How each step runs: ``'blas'``, ``'kernel'`` or ``'copy'``.
+    eq : str
+        The equation as an explicit einsum string.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.path = plan.path
+        self.naive_cost = plan.naive_flops
+        self.opt_cost = plan.opt_flops
+        self.speedup = plan.naive_flops / max(plan.opt_flops, 1)
+        self.largest_intermediate = plan.largest_intermediate
+        self.methods = [step.method for step in plan.steps]
+        self.eq = plan.equation.to_string()
+        self.size_dict = {label_name(k): v for k, v in plan.equation.sizes}
+
+    def __str__(self) -> str:
+        return self.plan.report()
+
+    def __repr__(self) -> str:
+        return (f"PathInfo(eq={self.eq!r}, path={self.path!r}, opt_cost={self.opt_cost}, "
+                f"methods={self.methods!r})")
+
+
+# ---------------------------------------------------------------------------------------------
+# shared preparation
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(subscripts: Any, shapes: tuple[tuple[int, ...], ...]) -> Equation:
+    return parse(subscripts, shapes)
+
+
+def _parse(subscripts: Any, shapes: tuple[tuple[int, ...], ...]) -> Equation:
+    if not isinstance(subscripts, str):
+        sublists, out_sub = subscripts
+        try:
+            key = (tuple(tuple(s) for s in sublists), None if out_sub is None else tuple(out_sub))
+            hash(key)
+        except TypeError:
+            return parse(subscripts, shapes)  # raises the right error for malformed sublists
+        subscripts = key
+    return _parse_cached(subscripts, shapes)
+
+
+def _check_keywords(order: Any, casting: Any) -> None:
+    if order not in _ORDERS:
+        raise ValueError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
+    if casting not in _CASTINGS:
+        raise ValueError(f"casting must be one of 'no', 'equiv', 'safe', 'same_kind', 'unsafe' "
+                         f"(got {casting!r})")
+
+
+def _computation_dtype(result: np.dtype) -> np.dtype:
+    """The dtype the kernels run in: bool counts in int64, float16 accumulates in float32."""
+    if result.kind == "b":
+        return np.dtype(np.int64)
+    if result == np.float16:
+        return np.dtype(np.float32)
+    return result.newbyteorder("=")
+
+
+def _result_dtype(arrays: Sequence[np.ndarray], dtype: Any, casting: str) -> np.dtype:
+    result = np.result_type(*arrays) if dtype is None else np.dtype(dtype)
+    for k, arr in enumerate(arrays):
+        if not np.can_cast(arr.dtype, result, casting=casting):
+            raise TypeError(f"Cannot cast einsum operand {k} from {arr.dtype!r} to {result!r} "
+                            f"according to the rule {casting!r}")
+    return result
+
+
+def _check_out(out: Any, shape: tuple[int, ...], result: np.dtype, casting: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out: the result has shape {shape} but out has shape {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out: output array is read-only")
+    if not np.can_cast(result, out.dtype, casting=casting):
+        raise TypeError(f"out: cannot cast the result from {result!r} to the dtype of out "
+                        f"{out.dtype!r} according to the rule {casting!r}")
+    return out
+
+
+def _alloc(shape: tuple[int, ...], dtype: np.dtype, order: str,
+           arrays: Sequence[np.ndarray]) -> np.ndarray:
+    if order == "A":
+        order = "F" if arrays and all(a.flags.f_contiguous and not a.flags.c_contiguous
+                                      for a in arrays) else "C"
+    return np.empty(shape, dtype=dtype, order="F" if order == "F" else "C")
+
+
+def _is_view_case(eq: Equation, arrays: Sequence[np.ndarray], result: np.dtype) -> bool:
+    """numpy returns a view for one operand that is only transposed or has a diagonal taken."""
+    return (len(arrays) == 1 and arrays[0].dtype == result
+            and set(eq.terms[0]) == set(eq.output))
+
+
+def _view_result(eq: Equation, arr: np.ndarray) -> np.ndarray:
+    term = eq.terms[0]
+    strides: dict[int, int] = {}
+    for lab, st in zip(term, arr.strides):
+        strides[lab] = strides.get(lab, 0) + st
+    shape = tuple(arr.shape[term.index(lab)] for lab in eq.output)
+    return np.lib.stride_tricks.as_strided(arr, shape=shape,
+                                           strides=tuple(strides[lab] for lab in eq.output),
+                                           writeable=arr.flags.writeable)
+
+
+def _run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarray | None,
+         order: str, optimize: Any, memory_limit: Any, use_blas: bool = True,
+         plan: Plan | None = None) -> Any:
+    """Validated arrays in, numpy-compatible result out."""
+    size = eq.size_dict
+    out_shape = tuple(size[lab] for lab in eq.output)
+    comp = _computation_dtype(result)
+    if out is None and _is_view_case(eq, arrays, result):
+        view = _view_result(eq, arrays[0])
+        return view[()] if view.ndim == 0 else view
+    converted = [a if a.dtype == comp and not needs_copy(a) else a.astype(comp) for a in arrays]
+
+    direct = (out is not None and out.dtype == comp and not needs_copy(out)
+              and all(st != 0 or n <= 1 for st, n in zip(out.strides, out.shape))
+              and not any(np.may_share_memory(out, a) for a in arrays))
+    target = out if direct else _alloc(out_shape, comp, order, arrays)
+
+    if 0 in size.values():
+        target[...] = 0
+    else:
+        if plan is None:
+            plan = make_plan(eq, comp, optimize, memory_limit, use_blas)
+        execute(plan, converted, target)
+
+    if out is not None:
+        if target is not out:
+            np.copyto(out, target if result.kind != "b" else target != 0, casting="unsafe")
+        return out
+    if result.kind == "b":
+        target = target != 0
+    elif target.dtype != result:
+        target = target.astype(result)
+    return target[()] if target.ndim == 0 else target
+
+
+def _prepare(subscripts: Any, operands: Sequence[Any], dtype: Any, casting: str
+             ) -> tuple[Equation | None, list[np.ndarray], np.dtype | None]:
+    arrays = [np.asarray(op) for op in operands]
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    if any(a.dtype.kind not in _NATIVE_KINDS for a in arrays) or (
+        dtype is not None and dtype.kind not in _NATIVE_KINDS
+    ):
+        return None, arrays, None
+    eq = _parse(subscripts, tuple(a.shape for a in arrays))
+    return eq, arrays, _result_dtype(arrays, dtype, casting)
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy-shaped API
+
+
+def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype: Any = None,
+           order: str = "K", casting: str = "safe", optimize: Any = True) -> Any:
+    """Evaluate the Einstein summation convention on the operands, like :func:`numpy.einsum`.
+
+    Semantics are numpy's: implicit and explicit (``->``) modes, ``...`` broadcasting, size-1
+    broadcasting of labelled axes, repeated labels (diagonals, traces), the sublist form, 0-d
+    operands, zero-size axes, ``out=``, ``dtype=``, ``casting=``, ``order=``, and numpy's result
+    dtype. The difference is how it runs: the order of contractions is planned (opt_einsum), and
+    each step runs through BLAS or a parallel Numba kernel.
+
+    Parameters
+    ----------
+    subscripts : str or array_like
+        The subscripts, e.g. ``'ij,jk->ik'``; or, in the sublist form, the first operand
+        followed by its sublist, then the next operand and sublist, ..., and optionally an output
+        sublist. Sublist labels may be any non-negative ints (numpy allows 0..51).
+    *operands : array_like
+        The arrays.
+    out : ndarray, optional
+        Where to write the result; may overlap an input.
+    dtype : data-type, optional
+        The dtype to compute and return in (operands are cast according to ``casting``).
+    order : {'C', 'F', 'A', 'K'}, optional
+        Memory layout of a new result; ``'K'`` gives C order for computed results.
+    casting : {'no', 'equiv', 'safe', 'same_kind', 'unsafe'}, optional
+        Which casts of the operands (and into ``out``) are allowed. Default ``'safe'``.
+    optimize : bool, str, list or opt_einsum PathOptimizer, optional
+        ``True`` (default) plans the order with opt_einsum's ``'auto'``; ``False`` runs one fused
+        loop over all labels with no intermediates, as numpy defines it; a name such as
+        ``'greedy'`` or ``'optimal'``, an explicit path (numpy's ``['einsum_path', (0, 1), ...]``
+        or opt_einsum's), or a PathOptimizer are passed to opt_einsum.
+
+    Returns
+    -------
+    ndarray or numpy scalar
+        The result (a numpy scalar when the result is 0-d and ``out`` is not given; a view of the
+        operand, as in numpy, when a single operand is only transposed or has a diagonal taken).
+
+    Raises
+    ------
+    ValueError
+        Malformed subscripts, operand-count or shape mismatches, a wrong ``out`` shape, bad
+        ``order``/``casting``/``optimize`` values.
+    TypeError
+        Unsafe casts under ``casting``, an ``out`` that is not an ndarray.
+
+    Notes
+    -----
+    Object and other non-numeric dtypes are delegated to :func:`numpy.einsum`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.arange(6.0).reshape(2, 3)
+    >>> b = np.arange(12.0).reshape(3, 4)
+    >>> np.allclose(einsum("ij,jk->ik", a, b), a @ b)
+    True
+    >>> einsum("ii", np.eye(3))
+    np.float64(3.0)
+    >>> einsum(a, [0, 1], b, [1, 2], [0, 2]).shape
+    (2, 4)
+    """
+    sub, ops = split_operands((subscripts, *operands))
+    _check_keywords(order, casting)
+    optimize = normalize_optimize(optimize)
+    eq, arrays, result = _prepare(sub, ops, dtype, casting)
+    if eq is None:
+        return _delegate(subscripts, operands, out, dtype, order, casting)
+    if out is not None:
+        out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
+    return _run(eq, arrays, result, out, order, optimize, None)
+
+
+def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: str,
+              casting: str) -> Any:
+    """Object and other non-numeric dtypes: numpy.einsum does the work."""
+    return np.einsum(subscripts, *operands, out=out, dtype=dtype, order=order, casting=casting)
+
+
+def einsum_path(subscripts: Any, *operands: Any, optimize: Any = "greedy"
+                ) -> tuple[list[Any], str]:
+    """The contraction order :func:`einsum` would use, in :func:`numpy.einsum_path`'s form.
+
+    Parameters
+    ----------
+    subscripts : str or array_like
+        As for :func:`einsum` (string or sublist form).
+    *operands : array_like
+        The arrays (only shapes and dtypes are used).
+    optimize : bool, str, list or PathOptimizer, optional
+        As for :func:`einsum`; default ``'greedy'`` as in numpy.
+
+    Returns
+    -------
+    path : list
+        ``['einsum_path', (i, j), ...]``, usable as ``optimize=path``.
+    report : str
+        The plan report: per step the contraction, FLOPs, result size and how it runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b, c = np.ones((2, 3)), np.ones((3, 4)), np.ones((4, 5))
+    >>> einsum_path("ij,jk,kl->il", a, b, c)[0]
+    ['einsum_path', (0, 1), (0, 1)]
+    """
+    _, info = contract_path(subscripts, *operands, optimize=optimize)
+    return ["einsum_path", *info.path], str(info)
+
+
+# ---------------------------------------------------------------------------------------------
+# opt_einsum-shaped API
+
+
+def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype: Any = None,
+             order: str = "K", casting: str = "safe", use_blas: bool = True,
+             optimize: Any = "auto", memory_limit: Any = None, backend: str = "auto") -> Any:
+    """Evaluate an einsum expression, shaped like :func:`opt_einsum.contract`.
+
+    Parameters
+    ----------
+    subscripts, *operands, out, dtype, order, casting
+        As for :func:`einsum`.
+    use_blas : bool, optional
+        Route GEMM-shaped float/complex steps to BLAS (default). ``False`` runs every step in the
+        Numba kernels.
+    optimize : str, bool, list or PathOptimizer, optional
+        Any form opt_einsum accepts; default ``'auto'``.
+    memory_limit : int, 'max_input' or None, optional
+        The largest intermediate allowed while planning, in elements.
+    backend : str, optional
+        Only ``'auto'``, ``'numpy'`` and ``'contract'`` (all meaning this engine) are accepted.
+
+    Returns
+    -------
+    ndarray or numpy scalar
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b, c = np.ones((2, 3)), np.ones((3, 4)), np.ones((4, 5))
+    >>> contract("ij,jk,kl->il", a, b, c)[0, 0]
+    np.float64(12.0)
+    """
+    if backend not in ("auto", "numpy", "contract"):
+        raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
+                         f"got {backend!r}")
+    sub, ops = split_operands((subscripts, *operands))
+    _check_keywords(order, casting)
+    optimize = normalize_optimize(optimize)
+    eq, arrays, result = _prepare(sub, ops, dtype, casting)
+    if eq is None:
+        return _delegate(subscripts, operands, out, dtype, order, casting)
+    if out is not None:
+        out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
+    return _run(eq, arrays, result, out, order, optimize, memory_limit, bool(use_blas))
+
+
+def contract_path(subscripts: Any, *operands: Any, optimize: Any = "auto",
+                  memory_limit: Any = None, shapes: bool = False, use_blas: bool = True,
+                  dtype: Any = None) -> tuple[list[tuple[int, ...]], PathInfo]:
+    """Plan a contraction without running it, shaped like :func:`opt_einsum.contract_path`.
+
+    Parameters
+    ----------
+    subscripts : str or array_like
+        As for :func:`einsum` (string or sublist form).
+    *operands : array_like or tuple of int
+        The arrays, or their shapes when ``shapes=True``.
+    optimize, memory_limit, use_blas
+        As for :func:`contract`.
+    shapes : bool, optional
+        Whether ``operands`` are shapes.
+    dtype : data-type, optional
+        The dtype to plan for (decides BLAS routing); by default the operands' result dtype, or
+        float64 for shapes.
+
+    Returns
+    -------
+    path : list of tuple of int
+        The contraction order.
+    info : PathInfo
+        The readable report (``print(info)``) and its numbers.
+
+    Examples
+    --------
+    >>> path, info = contract_path("ij,jk,kl->il", (10, 20), (20, 30), (30, 5), shapes=True)
+    >>> path
+    [(1, 2), (0, 1)]
+    >>> info.methods
+    ['kernel', 'kernel']
+    """
+    sub, ops = split_operands((subscripts, *operands))
+    if shapes:
+        shape_list = []
+        for k, s in enumerate(ops):
+            try:
+                shape_list.append(tuple(int(d) for d in s))
+            except TypeError:
+                raise TypeError(f"contract_path: operand {k} must be a shape (a sequence of "
+                                f"ints) when shapes=True") from None
+        plan_dtype = np.dtype(dtype if dtype is not None else np.float64)
+    else:
+        arrays = [np.asarray(op) for op in ops]
+        shape_list = [a.shape for a in arrays]
+        if dtype is not None:
+            plan_dtype = np.dtype(dtype)
+        else:
+            plan_dtype = np.result_type(*arrays) if arrays else np.dtype(np.float64)
+    for k, s in enumerate(shape_list):
+        if any(d < 0 for d in s):
+            raise ValueError(f"contract_path: operand {k} has a negative dimension in {s}")
+    eq = _parse(sub, tuple(shape_list))
+    if plan_dtype.kind not in _NATIVE_KINDS:
+        plan_dtype = np.dtype(np.float64)
+    plan = make_plan(eq, _computation_dtype(plan_dtype), normalize_optimize(optimize),
+                     memory_limit, bool(use_blas))
+    return plan.path, PathInfo(plan)
+
+
+class ContractExpression:
+    """A contraction planned once for fixed shapes and called many times.
+
+    Create with :func:`contract_expression`. Call as ``expr(*arrays, out=None)`` with the
+    non-constant operands in order. Plans are kept per dtype.
+    """
+
+    def __init__(self, subscripts: Any, shapes: Sequence[Any], constants: Sequence[int],
+                 optimize: Any, memory_limit: Any, use_blas: bool) -> None:
+        self._sub, ops = split_operands((subscripts, *shapes))
+        n = len(ops)
+        self.constants = sorted(set(int(c) for c in constants))
+        for c in self.constants:
+            if not 0 <= c < n:
+                raise ValueError(f"contract_expression: constant position {c} is out of range "
+                                 f"for {n} operands")
+        self._const_arrays = {c: np.asarray(ops[c]) for c in self.constants}
+        self.shapes = []
+        for k, s in enumerate(ops):
+            if k in self._const_arrays:
+                self.shapes.append(self._const_arrays[k].shape)
+                continue
+            try:
+                self.shapes.append(tuple(int(d) for d in s))
+            except TypeError:
+                raise TypeError(f"contract_expression: operand {k} must be a shape (a sequence of "
+                                f"ints), or an array listed in constants") from None
+        self.equation = _parse(self._sub, tuple(self.shapes))
+        self.num_args = n - len(self.constants)
+        self._optimize = normalize_optimize(optimize)
+        self._memory_limit = memory_limit
+        self._use_blas = bool(use_blas)
+        self._plans: dict[tuple[str, ...], tuple[Plan, np.dtype]] = {}
+        self._free = [k for k in range(n) if k not in self._const_arrays]
+        self.contraction = self.equation.to_string()
+
+    def _plan_for(self, arrays: list[np.ndarray], dtype: Any, casting: str
+                  ) -> tuple[Plan, np.dtype]:
+        key = tuple(a.dtype.str for a in arrays) + (str(dtype), casting)
+        hit = self._plans.get(key)
+        if hit is None:
+            result = _result_dtype(arrays, dtype, casting)
+            plan = make_plan(self.equation, _computation_dtype(result), self._optimize,
+                             self._memory_limit, self._use_blas)
+            hit = self._plans[key] = (plan, result)
+        return hit
+
+    def __call__(self, *arrays: Any, out: np.ndarray | None = None, dtype: Any = None,
+                 order: str = "K", casting: str = "safe", backend: str = "auto") -> Any:
+        """Evaluate the expression on the non-constant operands.
+
+        Raises
+        ------
+        ValueError
+            When the number of arrays or any shape differs from the planned ones.
+        """
+        if len(arrays) != self.num_args:
+            raise ValueError(f"this expression takes {self.num_args} operand(s) "
+                             f"({self.contraction}), got {len(arrays)}")
+        _check_keywords(order, casting)
+        full: list[np.ndarray] = []
+        free = iter(arrays)
+        for k, shape in enumerate(self.shapes):
+            if k in self._const_arrays:
+                full.append(self._const_arrays[k])
+                continue
+            arr = np.asarray(next(free))
+            if arr.shape != shape:
+                raise ValueError(f"operand {k} of this expression ({self.contraction}) must have "
+                                 f"shape {shape}, got {arr.shape}")
+            full.append(arr)
+        if any(a.dtype.kind not in _NATIVE_KINDS for a in full):
+            return np.einsum(self.contraction, *full, out=out, dtype=dtype, order=order,
+                             casting=casting)
+        plan, result = self._plan_for(full, dtype, casting)
+        if out is not None:
+            out = _check_out(out, tuple(self.equation.size_dict[lab]
+                                        for lab in self.equation.output), result, casting)
+        return _run(self.equation, full, result, out, order, None, None, plan=plan)
+
+    def __repr__(self) -> str:
+        return f"<ContractExpression('{self.contraction}')>"
+
+    def __str__(self) -> str:
+        plan = next(iter(self._plans.values()))[0] if self._plans else make_plan(
+            self.equation, np.dtype(np.float64), self._optimize, self._memory_limit,
+            self._use_blas)
+        return f"<ContractExpression('{self.contraction}')>\n{plan.report()}"
+
+
+def contract_expression(subscripts: Any, *shapes: Any, constants: Sequence[int] = (),
+                        optimize: Any = "auto", memory_limit: Any = None,
+                        use_blas: bool = True) -> ContractExpression:
+    """Plan a contraction once for fixed shapes, shaped like :func:`opt_einsum.contract_expression`.
+
+    Parameters
+    ----------
+    subscripts : str
+        The subscripts (or the sublist form, with shapes in place of arrays).
+    *shapes : tuple of int or array_like
+        Operand shapes; the positions listed in ``constants`` hold arrays instead.
+    constants : sequence of int, optional
+        Positions of operands that are fixed arrays, baked into the expression.
+    optimize, memory_limit, use_blas
+        As for :func:`contract`.
+
+    Returns
+    -------
+    ContractExpression
+        Call it with the remaining operands: ``expr(*arrays, out=None)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expr = contract_expression("ij,jk->ik", (2, 3), (3, 4))
+    >>> expr(np.ones((2, 3)), np.ones((3, 4)))[0, 0]
+    np.float64(3.0)
+    """
+    return ContractExpression(subscripts, shapes, constants, optimize, memory_limit, use_blas)

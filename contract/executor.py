@@ -1,0 +1,134 @@
+"""Run a Plan: prepare labelled views, call BLAS (NumPy) or the Numba kernels, fill the output.
+
+This is the only module that joins the planner (plain data) and the kernels (plain loops).
+Every function here is a function of its inputs alone: no hidden state besides Numba's caches.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numba
+import numpy as np
+
+from .kernels import sum_products_parallel, sum_products_serial
+from .layout import flat_buffer, kernel_dims, labelled_view
+from .planner import Plan, Step
+
+__all__ = ["execute", "run_step", "PARALLEL_MIN_WORK"]
+
+# Below this many multiply-adds a step runs on one thread: a parallel launch costs ~10 us.
+PARALLEL_MIN_WORK = 1 << 15
+
+Labelled = tuple[np.ndarray, tuple[int, ...]]
+
+
+def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray) -> np.ndarray:
+    """Run ``plan`` on ``operands`` (already of the plan's dtype, validated) into ``out``.
+
+    Parameters
+    ----------
+    plan : Plan
+        The plan to run.
+    operands : sequence of ndarray
+        One array per term of the plan's equation, each of dtype ``plan.dtype``, native byte
+        order and aligned, with the shapes the equation was parsed with.
+    out : ndarray
+        The destination, of dtype ``plan.dtype`` and the output shape, not overlapping any input.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+    """
+    eq = plan.equation
+    size = eq.size_dict
+    work: list[Labelled] = [labelled_view(op, term, size) for op, term in zip(operands, eq.terms)]
+    last = len(plan.steps) - 1
+    for k, step in enumerate(plan.steps):
+        inputs = [work[p] for p in step.operands]
+        for p in sorted(step.operands, reverse=True):
+            del work[p]
+        work.append(run_step(step, inputs, size, out if k == last else None))
+    return out
+
+
+def run_step(step: Step, inputs: list[Labelled], size: dict[int, int],
+             out: np.ndarray | None = None) -> Labelled:
+    """Run one step on labelled inputs; write into ``out`` (labelled ``step.output``) if given.
+
+    Returns the result and its labels (for an intermediate, the labels may come in another order
+    than ``step.output``).
+    """
+    if step.method == "copy":
+        view, labels = inputs[0]
+        perm = tuple(labels.index(lab) for lab in step.output)
+        result = view.transpose(perm)
+        if out is None:
+            return result, step.output
+        np.copyto(out, result)
+        return out, step.output
+    if step.method == "blas":
+        return _run_blas(inputs, step.output, size, out)
+    if out is None:
+        out = np.empty(tuple(size[lab] for lab in step.output), dtype=inputs[0][0].dtype)
+    _run_kernel(inputs, out, step.output, step.summed, size)
+    return out, step.output
+
+
+def _run_kernel(inputs: list[Labelled], out: np.ndarray, out_labels: tuple[int, ...],
+                summed: tuple[int, ...], size: dict[int, int]) -> None:
+    """out[out_labels] = sum over ``summed`` of the product of the inputs, by the Numba kernel."""
+    if out.size == 0:
+        return
+    if any(size[lab] == 0 for lab in summed):
+        out[...] = 0
+        return
+    item = out.itemsize
+    rows = [{lab: st // item for lab, st in zip(out_labels, out.strides)}]
+    buffers = []
+    offsets = []
+    for view, labels in inputs:
+        buf, off, estrides = flat_buffer(view)
+        rows.append(dict(zip(labels, estrides)))
+        buf = buf.view()
+        buf.flags.writeable = False  # one Numba type (readonly) for every input buffer
+        buffers.append(buf)
+        offsets.append(off)
+    extents, strides, n_outer, inner_out = kernel_dims(out_labels, summed, rows, size)
+    out_buf, out_off, _ = flat_buffer(out)
+    work = math.prod(size[lab] for lab in out_labels) * math.prod(size[lab] for lab in summed)
+    outer = math.prod(int(e) for e in extents[:n_outer])
+    args = (out_buf, out_off, tuple(buffers), np.array(offsets, dtype=np.int64), extents,
+            strides, n_outer, inner_out, out.dtype.type(0))
+    if work >= PARALLEL_MIN_WORK and outer > 1:
+        sum_products_parallel(*args, 8 * numba.get_num_threads())
+    else:
+        sum_products_serial(*args)
+
+
+def _run_blas(inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],
+              out: np.ndarray | None) -> Labelled:
+    """A (batched) matrix product through NumPy's matmul (and so the BLAS NumPy links)."""
+    (a, la), (b, lb) = inputs
+    batch = [lab for lab in la if lab in lb and lab in out_labels]
+    m = [lab for lab in la if lab not in lb]
+    n = [lab for lab in lb if lab not in la]
+    k = [lab for lab in la if lab in lb and lab not in out_labels]
+    nb = math.prod(size[lab] for lab in batch)
+    nm = math.prod(size[lab] for lab in m)
+    nn = math.prod(size[lab] for lab in n)
+    nk = math.prod(size[lab] for lab in k)
+    a2 = a.transpose([la.index(lab) for lab in batch + m + k]).reshape(nb, nm, nk)
+    b2 = b.transpose([lb.index(lab) for lab in batch + k + n]).reshape(nb, nk, nn)
+    labels = tuple(batch + m + n)
+    shape = tuple(size[lab] for lab in labels)
+    if out is not None and labels == out_labels and out.flags.c_contiguous:
+        np.matmul(a2, b2, out=out.reshape(nb, nm, nn))
+        return out, out_labels
+    result = np.matmul(a2, b2).reshape(shape)
+    if out is None:
+        return result, labels
+    np.copyto(out, result.transpose([labels.index(lab) for lab in out_labels]))
+    return out, out_labels

@@ -1,0 +1,61 @@
+"""The one place that sets Numba options: disk cache (with a clean fallback), fastmath, parallel.
+
+Environment knobs (read once, at import):
+
+``CONTRACT_NUMBA_CACHE``
+    ``0`` disables Numba's on-disk cache (default ``1``). Numba's own ``NUMBA_CACHE_DIR`` picks
+    the directory; when neither the package directory nor ``NUMBA_CACHE_DIR`` is writable, the
+    cache is switched off with a warning instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+
+import numba
+
+__all__ = ["jit", "jit_parallel", "CACHE_ENABLED", "FASTMATH"]
+
+# Reassociation (and FMA contraction) only: NaN and Inf must propagate as in numpy.
+FASTMATH = {"reassoc", "contract"}
+
+
+def _cache_is_writable() -> bool:
+    """True when Numba can write its cache for this package (its own dir or NUMBA_CACHE_DIR)."""
+    target = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(__file__),
+                                                                "__pycache__")
+    try:
+        os.makedirs(target, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target):
+            pass
+    except OSError:
+        # Numba also falls back to a user-wide cache dir when the package dir is read-only;
+        # rather than depend on that heuristic, we try it explicitly.
+        return False
+    return True
+
+
+def _cache_wanted() -> bool:
+    if os.environ.get("CONTRACT_NUMBA_CACHE", "1") == "0":
+        return False
+    if _cache_is_writable():
+        return True
+    warnings.warn("contract: no writable Numba cache directory (set NUMBA_CACHE_DIR to enable the "
+                  "on-disk cache); kernels will be compiled in every process", RuntimeWarning,
+                  stacklevel=2)
+    return False
+
+
+CACHE_ENABLED = _cache_wanted()
+
+
+def jit(func):
+    """Compile a serial kernel (nopython, cached, reassociation-only fastmath)."""
+    return numba.njit(cache=CACHE_ENABLED, fastmath=FASTMATH, nogil=True, )(func)
+
+
+def jit_parallel(func):
+    """Compile a ``prange`` kernel (as :func:`jit`, plus ``parallel=True``)."""
+    return numba.njit(cache=CACHE_ENABLED, fastmath=FASTMATH, nogil=True, parallel=True)(func)

@@ -1,0 +1,165 @@
+"""Pure NumPy stride arithmetic: labelled views, flat buffers, and the kernel's loop layout.
+
+Nothing here allocates operand-sized memory or imports Numba.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = ["labelled_view", "flat_buffer", "kernel_dims", "needs_copy"]
+
+
+def labelled_view(arr: np.ndarray, term: Sequence[int], size_dict: dict[int, int]
+                  ) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A view of ``arr`` with one axis per distinct label, broadcast to the full label sizes.
+
+    Repeated labels (``'ii'``) become one axis whose stride is the sum of their strides (the
+    diagonal); a size-1 axis whose label is larger elsewhere gets stride 0. The view is read-only.
+
+    Parameters
+    ----------
+    arr : ndarray
+        The operand.
+    term : sequence of int
+        Its labels, one per axis (validated by the parser).
+    size_dict : dict
+        Label -> size after broadcasting.
+
+    Returns
+    -------
+    view : ndarray
+        The labelled view (``arr`` itself when nothing changes).
+    labels : tuple of int
+        Its labels, each once, in first-appearance order.
+    """
+    labels: list[int] = []
+    strides: list[int] = []
+    for lab, dim, st in zip(term, arr.shape, arr.strides):
+        if lab in labels:
+            strides[labels.index(lab)] += 0 if dim == 1 else st
+            continue
+        labels.append(lab)
+        strides.append(0 if dim == 1 else st)
+    shape = tuple(size_dict[lab] for lab in labels)
+    if len(labels) == arr.ndim and shape == arr.shape:
+        return arr, tuple(labels)
+    return as_strided(arr, shape=shape, strides=tuple(strides), writeable=False), tuple(labels)
+
+
+def needs_copy(arr: np.ndarray) -> bool:
+    """True when ``arr`` cannot be addressed as a flat buffer of its own dtype.
+
+    That is the case for non-native byte order, misaligned data, or strides that are not a
+    multiple of the item size (possible for views built on raw buffers).
+    """
+    if not arr.dtype.isnative or not arr.flags.aligned:
+        return True
+    item = arr.dtype.itemsize
+    return any(st % item for st in arr.strides)
+
+
+def flat_buffer(arr: np.ndarray) -> tuple[np.ndarray, int, tuple[int, ...]]:
+    """A 1-D view spanning the memory of ``arr``, the element offset of ``arr[0, ..., 0]`` in it,
+    and the element strides of ``arr``.
+
+    ``arr`` must be non-empty and satisfy ``not needs_copy(arr)``. Negative and zero strides are
+    supported: the buffer starts at the lowest address the array touches.
+    """
+    item = arr.dtype.itemsize
+    estrides = tuple(st // item for st in arr.strides)
+    offset = 0
+    span = 1
+    low = arr
+    flips = []
+    for axis, (n, st) in enumerate(zip(arr.shape, estrides)):
+        if st < 0:
+            offset += (n - 1) * -st
+            flips.append(axis)
+        span += (n - 1) * abs(st)
+    if flips:
+        index = tuple(slice(None, None, -1) if a in flips else slice(None)
+                      for a in range(arr.ndim))
+        low = arr[index]
+    if arr.ndim == 1 and estrides[0] == 1:
+        return arr, 0, estrides
+    buf = as_strided(low, shape=(span,), strides=(item,), writeable=arr.flags.writeable)
+    return buf, offset, estrides
+
+
+def kernel_dims(out_labels: Sequence[int], red_labels: Sequence[int],
+                rows: Sequence[dict[int, int]], size_dict: dict[int, int]
+                ) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Choose the kernel's loop order and fold adjacent dimensions.
+
+    Parameters
+    ----------
+    out_labels, red_labels : sequence of int
+        Labels kept in the output, and labels summed over.
+    rows : sequence of dict
+        Element strides per label: first the output (summed labels absent), then each operand
+        (labels absent from an operand have stride 0 there).
+    size_dict : dict
+        Label -> size.
+
+    Returns
+    -------
+    extents : ndarray of int64, shape (nd,)
+    strides : ndarray of int64, shape (len(rows), nd)
+    n_outer : int
+        The number of leading outer (output, parallel) dimensions.
+    inner_out : bool
+        True when the tight (last) dimension is an output dimension.
+    """
+    def weight(lab: int) -> int:
+        return sum(abs(row.get(lab, 0)) for row in rows)
+
+    live_out = [lab for lab in out_labels if size_dict[lab] != 1]
+    live_red = [lab for lab in red_labels if size_dict[lab] != 1]
+    # The tight loop: smallest total stride; prefer a summed label on ties (local accumulator).
+    candidates = [(weight(lab), 0, -size_dict[lab], lab) for lab in live_red]
+    candidates += [(weight(lab), 1, -size_dict[lab], lab) for lab in live_out]
+    if candidates:
+        tight = min(candidates)[3]
+        inner_out = tight in live_out
+    else:
+        tight, inner_out = None, False
+
+    def ordered(labels: list[int]) -> list[int]:
+        # outermost = largest stride, so the innermost loops walk the smallest strides
+        return sorted(labels, key=lambda lab: -weight(lab))
+
+    outer = ordered([lab for lab in live_out if lab != tight])
+    middle = ordered([lab for lab in live_red if lab != tight])
+    groups = [outer, middle, [tight] if tight is not None else []]
+
+    def fold(group: list[int]) -> list[tuple[int, list[int]]]:
+        dims: list[tuple[int, list[int]]] = []
+        for lab in group:
+            ext = size_dict[lab]
+            st = [row.get(lab, 0) for row in rows]
+            if dims:
+                pext, pst = dims[-1]
+                if all(p == s * ext for p, s in zip(pst, st)):
+                    dims[-1] = (pext * ext, st)
+                    continue
+            dims.append((ext, st))
+        return dims
+
+    folded = [fold(g) for g in groups]
+    # the tight dimension may also absorb the last middle dimension (both summed)
+    if not inner_out and tight is not None and folded[1]:
+        (mext, mst), (text, tst) = folded[1][-1], folded[2][0]
+        if all(p == s * text for p, s in zip(mst, tst)):
+            folded[1].pop()
+            folded[2] = [(mext * text, tst)]
+    if not folded[2]:
+        folded[2] = [(1, [0] * len(rows))]
+    dims = folded[0] + folded[1] + folded[2]
+    extents = np.array([ext for ext, _ in dims], dtype=np.int64)
+    strides = np.array([[st[k] for _, st in dims] for k in range(len(rows))], dtype=np.int64)
+    strides = strides.reshape(len(rows), len(dims))
+    return extents, strides, len(folded[0]), bool(inner_out)

@@ -1,0 +1,284 @@
+"""Parse einsum subscripts (string or sublist form) into a frozen, validated :class:`Equation`.
+
+Labels are plain ints so that the rest of the engine has no 52-letter ceiling:
+
+* a letter ``c`` in a subscript string is the label ``ord(c)`` (65..122);
+* an int ``n`` in a sublist is the label of the letter numpy maps it to (``0..25 -> 'A'..'Z'``,
+  ``26..51 -> 'a'..'z'``), so both forms of one equation parse to the same labels; ints ``>= 52``
+  (an extension over numpy, used by the Jacobian layer) become ``_WIDE_LABEL_BASE + n``;
+* the dimensions covered by ``...`` become labels ``0..k-1`` (broadcast dimensions, counted from
+  the left of the broadcast shape, which is right-aligned across operands as in numpy).
+
+Every subscript and shape validation error is raised here, with numpy's exception type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+__all__ = ["Equation", "parse", "label_name", "split_operands"]
+
+_WIDE_LABEL_BASE = 1000
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def label_name(label: int) -> str:
+    """Return a readable name for an internal label (for messages and reports)."""
+    if label >= _WIDE_LABEL_BASE:
+        return str(label - _WIDE_LABEL_BASE)
+    if label >= 65:
+        return chr(label)
+    return f"...[{label}]"
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A parsed, validated einsum equation.
+
+    Attributes
+    ----------
+    terms : tuple of tuple of int
+        One tuple of labels per operand, in axis order (repeated labels kept).
+    output : tuple of int
+        The labels of the result, in axis order (no repeats).
+    sizes : tuple of (int, int)
+        ``(label, size)`` pairs: the size of every label after size-1 broadcasting.
+    implicit : bool
+        True when the subscripts had no ``->``.
+    """
+
+    terms: tuple[tuple[int, ...], ...]
+    output: tuple[int, ...]
+    sizes: tuple[tuple[int, int], ...]
+    implicit: bool
+
+    @property
+    def size_dict(self) -> dict[int, int]:
+        """Label -> size mapping."""
+        return dict(self.sizes)
+
+    def to_string(self) -> str:
+        """The equation as an einsum string (``...`` labels and wide labels become symbols)."""
+        from opt_einsum import get_symbol
+
+        used = {lab for term in self.terms for lab in term if 65 <= lab <= 122}
+        mapping: dict[int, str] = {}
+        free = (get_symbol(i) for i in range(10**6))
+
+        def sym(lab: int) -> str:
+            if 65 <= lab <= 122:
+                return chr(lab)
+            if lab not in mapping:
+                s = next(free)
+                while s in used or s in mapping.values():
+                    s = next(free)
+                mapping[lab] = s
+            return mapping[lab]
+
+        lhs = ",".join("".join(sym(lab) for lab in term) for term in self.terms)
+        return lhs + "->" + "".join(sym(lab) for lab in self.output)
+
+
+def split_operands(args: Sequence[Any]) -> tuple[Any, list[Any]]:
+    """Split einsum's ``*args`` into ``(subscripts, operands)``.
+
+    The string form is ``(subscripts, op0, op1, ...)``; the sublist (interleaved) form is
+    ``(op0, sub0, op1, sub1, ..., [out_sub])``. For the sublist form ``subscripts`` is returned as
+    a tuple ``(list_of_input_sublists, output_sublist_or_None)``.
+    """
+    if not args:
+        raise TypeError("einsum(): must specify the subscripts string and at least one operand")
+    if isinstance(args[0], str):
+        return args[0], list(args[1:])
+    operands = list(args[0::2])
+    sublists = list(args[1::2])
+    out_sub = None
+    if len(operands) > len(sublists):
+        # odd number of args: the last one is the output sublist
+        out_sub = operands.pop()
+    return (sublists, out_sub), operands
+
+
+def _sublist_labels(sub: Any, where: str) -> list[int | None]:
+    """Convert one sublist to labels; ``None`` marks an ellipsis."""
+    try:
+        items = list(sub)
+    except TypeError:
+        raise TypeError(f"{where}: the subscript list must be a sequence of ints or Ellipsis, "
+                        f"got {type(sub).__name__}") from None
+    labels: list[int | None] = []
+    for item in items:
+        if item is Ellipsis:
+            labels.append(None)
+            continue
+        try:
+            n = int(item.__index__())  # rejects floats and other non-integers
+        except (AttributeError, TypeError):
+            raise TypeError(f"{where}: subscript {item!r} is not an int or Ellipsis") from None
+        if n < 0:
+            raise ValueError(f"{where}: subscript is not within the valid range [0, 52), got {n}")
+        labels.append(ord(_LETTERS[n]) if n < 52 else _WIDE_LABEL_BASE + n)
+    return labels
+
+
+def _string_labels(term: str, where: str) -> list[int | None]:
+    """Convert one subscript-string term to labels; ``None`` marks an ellipsis."""
+    labels: list[int | None] = []
+    i = 0
+    while i < len(term):
+        c = term[i]
+        if c == ".":
+            if term[i : i + 3] != "...":
+                raise ValueError(f"einstein sum subscripts string contains a '.' that is not part "
+                                 f"of an ellipsis ('...') in {where}")
+            if None in labels:
+                raise ValueError(f"einstein sum subscripts string contains more than one ellipsis "
+                                 f"in {where}")
+            labels.append(None)
+            i += 3
+            continue
+        if c.isspace():
+            i += 1
+            continue
+        if not (c.isascii() and c.isalpha()):
+            raise ValueError(f"invalid subscript '{c}' in einstein sum subscripts string "
+                             f"({where}), subscripts must be letters")
+        labels.append(ord(c))
+        i += 1
+    return labels
+
+
+def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
+    """Parse and validate einsum subscripts against the operand shapes.
+
+    Parameters
+    ----------
+    subscripts : str or tuple
+        An einsum subscript string, or ``(input_sublists, output_sublist_or_None)`` as returned by
+        :func:`split_operands` for the sublist form.
+    shapes : sequence of tuple of int
+        The operand shapes.
+
+    Returns
+    -------
+    Equation
+        The canonical equation, with ``...`` expanded into broadcast labels.
+
+    Raises
+    ------
+    ValueError
+        For malformed subscripts, a wrong number of operands, an unknown output label, an output
+        label given twice, a term whose length does not match its operand's rank, or label sizes
+        that do not agree (and are not 1).
+    TypeError
+        For subscripts that are neither a string nor sublists.
+
+    Examples
+    --------
+    >>> eq = parse("ij,jk", [(2, 3), (3, 4)])
+    >>> eq.to_string()
+    'ij,jk->ik'
+    """
+    # ---- split into raw terms -------------------------------------------------------------
+    if isinstance(subscripts, str):
+        text = subscripts
+        if text.count("->") > 1 or text.count(">") != text.count("->") or (
+            "-" in text.replace("->", "")
+        ):
+            raise ValueError("einstein sum subscripts string includes output subscripts in a "
+                             "malformed way: use '->' at most once")
+        implicit = "->" not in text
+        lhs, _, rhs = text.partition("->")
+        raw_terms = [_string_labels(t, f"input term {k}") for k, t in enumerate(lhs.split(","))]
+        raw_out = None if implicit else _string_labels(rhs, "the output term")
+        if not implicit and "," in rhs:
+            raise ValueError("einstein sum subscripts string: the output term must not contain ','")
+    elif isinstance(subscripts, tuple) and len(subscripts) == 2:
+        sublists, out_sub = subscripts
+        raw_terms = [_sublist_labels(s, f"operand {k}") for k, s in enumerate(sublists)]
+        implicit = out_sub is None
+        raw_out = None if implicit else _sublist_labels(out_sub, "the output sublist")
+    else:
+        raise TypeError("einsum(): subscripts must be a string or the sublist form")
+
+    if len(raw_terms) < len(shapes):
+        raise ValueError(f"more operands provided to einstein sum function than specified in the "
+                         f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)")
+    if len(raw_terms) > len(shapes):
+        raise ValueError(f"fewer operands provided to einstein sum function than specified in the "
+                         f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)")
+
+    # ---- expand ellipses ------------------------------------------------------------------
+    n_broadcast = 0
+    for k, (labels, shape) in enumerate(zip(raw_terms, shapes)):
+        n_named = sum(lab is not None for lab in labels)
+        if None in labels:
+            if n_named > len(shape):
+                raise ValueError(f"einstein sum subscripts for operand {k} has {n_named} labels "
+                                 f"but the operand has only {len(shape)} dimensions")
+            n_broadcast = max(n_broadcast, len(shape) - n_named)
+        elif n_named != len(shape):
+            if n_named < len(shape):
+                raise ValueError(f"operand {k} has more dimensions ({len(shape)}) than subscripts "
+                                 f"given in einstein sum ({n_named}), but no '...' ellipsis "
+                                 f"provided to broadcast the extra dimensions.")
+            raise ValueError(f"einstein sum subscripts for operand {k} has more subscripts "
+                             f"({n_named}) than dimensions in the operand ({len(shape)})")
+
+    terms: list[tuple[int, ...]] = []
+    for labels, shape in zip(raw_terms, shapes):
+        if None in labels:
+            pos = labels.index(None)
+            k_here = len(shape) - (len(labels) - 1)
+            ell = tuple(range(n_broadcast - k_here, n_broadcast))
+            terms.append(tuple(labels[:pos]) + ell + tuple(labels[pos + 1 :]))  # type: ignore[arg-type]
+        else:
+            terms.append(tuple(labels))  # type: ignore[arg-type]
+
+    # ---- output ---------------------------------------------------------------------------
+    counts: dict[int, int] = {}
+    for term in terms:
+        for lab in term:
+            counts[lab] = counts.get(lab, 0) + 1
+    if raw_out is None:
+        once = sorted(lab for lab, c in counts.items() if c == 1 and lab >= n_broadcast)
+        output = tuple(range(n_broadcast)) + tuple(once)
+    else:
+        out: list[int] = []
+        for lab in raw_out:
+            if lab is None:
+                out.extend(range(n_broadcast))
+                continue
+            if lab in out:
+                raise ValueError(f"einstein sum subscripts string includes output subscript "
+                                 f"'{label_name(lab)}' multiple times")
+            if lab not in counts:
+                raise ValueError(f"einstein sum subscripts string included output subscript "
+                                 f"'{label_name(lab)}' which never appeared in an input")
+            out.append(lab)
+        if None not in raw_out and n_broadcast:
+            # numpy: broadcast dimensions must appear in the output unless they are all size 1;
+            # they are summed over like any label absent from the output.
+            pass
+        output = tuple(out)
+
+    # ---- sizes ----------------------------------------------------------------------------
+    sizes: dict[int, int] = {}
+    for k, (term, shape) in enumerate(zip(terms, shapes)):
+        seen: dict[int, int] = {}
+        for axis, (lab, dim) in enumerate(zip(term, shape)):
+            if lab in seen and shape[seen[lab]] != dim:
+                raise ValueError(f"dimensions in operand {k} for collapsing index "
+                                 f"'{label_name(lab)}' don't match ({shape[seen[lab]]} != {dim})")
+            seen.setdefault(lab, axis)
+            prev = sizes.get(lab)
+            if prev is None or prev == 1:
+                sizes[lab] = dim
+            elif dim != 1 and dim != prev:
+                raise ValueError(
+                    f"operands could not be broadcast together: label '{label_name(lab)}' has size "
+                    f"{dim} in operand {k} (axis {axis}) but size {prev} in an earlier operand")
+    for lab in output:
+        sizes.setdefault(lab, 1)
+    return Equation(tuple(terms), output, tuple(sorted(sizes.items())), implicit)

@@ -1,0 +1,344 @@
+"""Turn an Equation, its dtype and an ``optimize=`` choice into a frozen Plan of Steps.
+
+The contraction order comes from opt_einsum (every ``optimize=`` form it accepts is passed
+straight through); then each step is told how it runs:
+
+``blas``
+    a float/complex pairwise step shaped like a (batched) matrix product, run by NumPy's matmul;
+``kernel``
+    everything else -- integer and bool dtypes, Hadamard products, reductions, diagonals, traces,
+    outer products, small or batch-heavy products, and fused multi-operand steps -- run by the
+    generic strided Numba kernel;
+``copy``
+    a single operand that is only transposed or has a diagonal taken (no sum): a strided copy.
+
+The Plan is plain data (tuples of ints and strings), so it can be cached, printed, and one day
+built at compile time inside Numba.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import opt_einsum
+
+from .parser import Equation
+
+__all__ = ["Step", "Plan", "make_plan", "normalize_optimize", "BLAS_MIN_FLOPS"]
+
+# A GEMM-shaped step goes to BLAS when its summed size and its total work are at least this big;
+# below that, NumPy's per-call cost and the transposing copies outweigh the kernel.
+BLAS_MIN_K = 8
+BLAS_MIN_FLOPS = 2 * 16**3
+
+
+@dataclass(frozen=True)
+class Step:
+    """One contraction of a Plan.
+
+    Attributes
+    ----------
+    operands : tuple of int
+        Positions in the working list of operands (removed; the result is appended), as in
+        opt_einsum's paths.
+    terms : tuple of tuple of int
+        The (distinct) labels of each input.
+    output : tuple of int
+        The labels of the result, in axis order.
+    method : str
+        ``'blas'``, ``'kernel'`` or ``'copy'``.
+    flops : int
+        Floating-point operation count as opt_einsum counts it.
+    """
+
+    operands: tuple[int, ...]
+    terms: tuple[tuple[int, ...], ...]
+    output: tuple[int, ...]
+    method: str
+    flops: int
+
+    @property
+    def summed(self) -> tuple[int, ...]:
+        """Labels summed over in this step."""
+        seen: list[int] = []
+        for term in self.terms:
+            seen.extend(lab for lab in term if lab not in seen and lab not in self.output)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to compute one einsum: the order of contractions and how each one runs."""
+
+    equation: Equation
+    dtype: str  # numpy dtype char of the computation
+    steps: tuple[Step, ...]
+    naive_flops: int
+    largest_intermediate: int
+    optimizer: str = field(default="auto")
+
+    @property
+    def path(self) -> list[tuple[int, ...]]:
+        """The contraction path in opt_einsum's form."""
+        return [step.operands for step in self.steps]
+
+    @property
+    def opt_flops(self) -> int:
+        """The total FLOP count of the planned order."""
+        return sum(step.flops for step in self.steps)
+
+    def report(self) -> str:
+        """A readable table of the plan: per step the contraction, FLOPs, result size and method."""
+        eq = self.equation
+        size = eq.size_dict
+        names = _symbol_names(eq)
+        fmt = "".join
+        lines = [
+            f"  Complete contraction:  {','.join(fmt(names[lab] for lab in t) for t in eq.terms)}->"
+            f"{fmt(names[lab] for lab in eq.output)}",
+            f"         Optimizer:  {self.optimizer}",
+            f"         Naive FLOP count:  {self.naive_flops:.4g}",
+            f"     Optimized FLOP count:  {self.opt_flops:.4g}",
+            f"      Theoretical speedup:  {self.naive_flops / max(self.opt_flops, 1):.4g}",
+            f"    Largest intermediate:  {self.largest_intermediate:.4g} elements",
+            "-" * 78,
+            f"{'step':>4}  {'contraction':<32} {'FLOPs':>10} {'result size':>12}  runs as",
+            "-" * 78,
+        ]
+        for k, step in enumerate(self.steps):
+            text = (",".join(fmt(names[lab] for lab in t) for t in step.terms) + "->"
+                    + fmt(names[lab] for lab in step.output))
+            out_size = math.prod(size[lab] for lab in step.output)
+            how = {"blas": "BLAS (numpy matmul)", "kernel": _kernel_words(step),
+                   "copy": "strided copy"}[step.method]
+            lines.append(f"{k:>4}  {text:<32} {step.flops:>10.4g} {out_size:>12}  {how}")
+        return "\n".join(lines)
+
+
+def _kernel_words(step: Step) -> str:
+    if len(step.terms) > 2:
+        return f"fused kernel ({len(step.terms)} operands)"
+    return "strided kernel"
+
+
+def _symbol_names(eq: Equation) -> dict[int, str]:
+    """Printable one-character names for every label (opt_einsum symbols for '...' and wide)."""
+    names: dict[int, str] = {}
+    used = {chr(lab) for t in eq.terms for lab in t if 65 <= lab <= 122}
+    counter = 0
+    for t in eq.terms:
+        for lab in t:
+            if lab in names:
+                continue
+            if 65 <= lab <= 122:
+                names[lab] = chr(lab)
+                continue
+            sym = opt_einsum.get_symbol(counter)
+            while sym in used:
+                counter += 1
+                sym = opt_einsum.get_symbol(counter)
+            used.add(sym)
+            names[lab] = sym
+    return names
+
+
+def normalize_optimize(optimize: Any) -> Any:
+    """Map numpy's and opt_einsum's ``optimize=`` forms onto what opt_einsum accepts.
+
+    ``True`` means ``'auto'`` (opt_einsum's default: optimal for few operands, greedy for many);
+    ``False`` means numpy's unoptimized einsum: one fused loop over all labels; a numpy-style
+    explicit path ``['einsum_path', (0, 1), ...]`` drops its marker; a numpy-style
+    ``(name, memory_limit)`` tuple keeps only the name (the memory limit is an argument of its own).
+
+    Raises
+    ------
+    ValueError
+        For an unknown optimizer name.
+    TypeError
+        For a value of the wrong type.
+    """
+    if optimize is True:
+        return "auto"
+    if optimize is False or optimize is None:
+        return False
+    if isinstance(optimize, str):
+        if optimize not in opt_einsum.paths._PATH_OPTIONS and optimize != "einsum_path":
+            raise ValueError(f"optimize: unknown path optimizer {optimize!r}; expected a bool, "
+                             f"one of {sorted(opt_einsum.paths._PATH_OPTIONS)}, an explicit path "
+                             f"or an opt_einsum PathOptimizer")
+        return optimize
+    if isinstance(optimize, opt_einsum.paths.PathOptimizer):
+        return optimize
+    if isinstance(optimize, (list, tuple)):
+        items = list(optimize)
+        if items and items[0] == "einsum_path":
+            items = items[1:]
+        if len(items) == 2 and isinstance(items[0], str) and not isinstance(items[1], tuple):
+            return normalize_optimize(items[0])  # numpy's ('greedy', memory_limit)
+        try:
+            return tuple(tuple(int(i) for i in pair) for pair in items)
+        except (TypeError, ValueError):
+            raise TypeError(f"optimize: an explicit path must be a sequence of tuples of ints, "
+                            f"got {optimize!r}") from None
+    if callable(optimize):
+        return optimize
+    raise TypeError(f"optimize: expected a bool, a path optimizer name, an explicit path or a "
+                    f"PathOptimizer, got {type(optimize).__name__}")
+
+
+def _distinct(term: tuple[int, ...]) -> tuple[int, ...]:
+    out: list[int] = []
+    for lab in term:
+        if lab not in out:
+            out.append(lab)
+    return tuple(out)
+
+
+def _flops(terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int]) -> int:
+    labels = set().union(*terms) if terms else set()
+    inner = bool(labels - set(output))
+    overall = math.prod(size[lab] for lab in labels)
+    return overall * max(1, len(terms) - 1 + int(inner))
+
+
+def _gemm_shape(a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...],
+                size: dict[int, int]) -> tuple[int, int, int, int] | None:
+    """(batch, m, n, k) sizes if the pair step is a (batched) matrix product, else None."""
+    sa, sb, so = set(a), set(b), set(out)
+    if (sa - sb - so) or (sb - sa - so):
+        # labels summed in one operand only: the kernel does the pre-sum and the product in one go
+        return None
+    k = [lab for lab in a if lab in sb and lab not in so]
+    if not k:
+        return None
+    batch = math.prod(size[lab] for lab in a if lab in sb and lab in so)
+    m = math.prod(size[lab] for lab in a if lab not in sb)
+    n = math.prod(size[lab] for lab in b if lab not in sa)
+    return batch, m, n, math.prod(size[lab] for lab in k)
+
+
+def _choose_method(terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int],
+                   dtype: np.dtype) -> str:
+    if len(terms) == 1:
+        return "kernel" if set(terms[0]) - set(output) else "copy"
+    if len(terms) == 2 and dtype.kind in "fc":
+        shape = _gemm_shape(terms[0], terms[1], output, size)
+        if shape is not None:
+            batch, m, n, k = shape
+            if k >= BLAS_MIN_K and 2 * batch * m * n * k >= BLAS_MIN_FLOPS and m * n >= 16:
+                return "blas"
+    return "kernel"
+
+
+def _intermediate_order(terms: list[tuple[int, ...]], keep: set[int]) -> tuple[int, ...]:
+    """Labels of an intermediate result, in first-appearance order."""
+    out: list[int] = []
+    for term in terms:
+        out.extend(lab for lab in term if lab in keep and lab not in out)
+    return tuple(out)
+
+
+def make_plan(eq: Equation, dtype: np.dtype, optimize: Any = "auto",
+              memory_limit: Any = None, use_blas: bool = True) -> Plan:
+    """Plan an equation (cached for hashable ``optimize`` values).
+
+    Parameters
+    ----------
+    eq : Equation
+        The parsed equation.
+    dtype : numpy.dtype
+        The dtype of the computation.
+    optimize : str, bool, tuple of tuples, or opt_einsum.paths.PathOptimizer
+        Already normalized by :func:`normalize_optimize`.
+    memory_limit : int, str or None
+        opt_einsum's memory limit (largest intermediate, in elements, or ``'max_input'``).
+    use_blas : bool
+        Whether GEMM-shaped float/complex steps may run through BLAS.
+
+    Returns
+    -------
+    Plan
+    """
+    try:
+        hash(optimize)
+    except TypeError:  # an unhashable optimizer object: plan every time
+        return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
+    return _make_plan_cached(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
+
+
+@lru_cache(maxsize=1024)
+def _make_plan_cached(eq: Equation, dtype: str, optimize: Any, memory_limit: Any,
+                      use_blas: bool) -> Plan:
+    return _make_plan(eq, dtype, optimize, memory_limit, use_blas)
+
+
+def _opt_einsum_path(eq: Equation, terms: list[tuple[int, ...]], optimize: Any,
+                     memory_limit: Any) -> list[tuple[int, ...]]:
+    n = len(terms)
+    if n == 1:
+        return [(0,)]
+    if optimize is False:
+        return [tuple(range(n))]
+    if isinstance(optimize, tuple):
+        return [tuple(p) for p in optimize]
+    names = _symbol_names(eq)
+    size = eq.size_dict
+    text = (",".join("".join(names[lab] for lab in t) for t in terms) + "->"
+            + "".join(names[lab] for lab in eq.output))
+    shapes = [tuple(size[lab] for lab in t) for t in terms]
+    path, _ = opt_einsum.contract_path(text, *shapes, shapes=True, optimize=optimize,
+                                       memory_limit=memory_limit)
+    return [tuple(p) for p in path]
+
+
+def _make_plan(eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any,
+               use_blas: bool) -> Plan:
+    dtype = np.dtype(dtype_char)
+    size = eq.size_dict
+    terms = [_distinct(t) for t in eq.terms]
+    path = _opt_einsum_path(eq, terms, optimize, memory_limit)
+    _check_path(path, len(terms))
+
+    naive = _flops(terms, eq.output, size)
+    work = list(terms)
+    steps: list[Step] = []
+    largest = 0
+    for k, positions in enumerate(path):
+        picked = [work[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            del work[p]
+        if k == len(path) - 1:
+            if work:
+                raise ValueError(f"optimize: the explicit path leaves {len(work)} operand(s) "
+                                 f"uncontracted")
+            output = eq.output
+        else:
+            keep = set(eq.output).union(*work) if work else set(eq.output)
+            output = _intermediate_order(picked, keep)
+            largest = max(largest, math.prod(size[lab] for lab in output))
+        method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
+        steps.append(Step(tuple(positions), tuple(picked), output, method,
+                          _flops(picked, output, size)))
+        work.append(output)
+    name = optimize if isinstance(optimize, str) else (
+        "explicit path" if isinstance(optimize, tuple) else
+        "none (single fused loop)" if optimize is False else type(optimize).__name__)
+    return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
+
+
+def _check_path(path: list[tuple[int, ...]], n: int) -> None:
+    """Validate an explicit contraction path before anything runs."""
+    remaining = n
+    for positions in path:
+        if not positions or len(set(positions)) != len(positions) or any(
+            not 0 <= p < remaining for p in positions
+        ):
+            raise ValueError(f"optimize: invalid contraction {positions!r} in path {path!r} for "
+                             f"{n} operands")
+        remaining = remaining - len(positions) + 1
+    if remaining != 1:
+        raise ValueError(f"optimize: path {path!r} does not contract all {n} operands into one")
