@@ -258,9 +258,9 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
                                  f"'{label_name(lab)}' which never appeared in an input")
             out.append(lab)
         if None not in raw_out and n_broadcast:
-            # numpy: broadcast dimensions must appear in the output unless they are all size 1;
-            # they are summed over like any label absent from the output.
-            pass
+            raise ValueError(f"output has more dimensions than subscripts given in einstein sum "
+                             f"({n_broadcast} dimensions covered by '...' in the inputs), but no "
+                             f"'...' ellipsis provided to broadcast the extra dimensions.")
         output = tuple(out)
 
     # ---- sizes ----------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""The Numba kernels: serial == parallel exactly, thread-count independence, few specializations."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+import contract
+from contract.executor import _run_kernel
+from contract.kernels import KERNELS, sum_products_parallel, sum_products_serial
+from contract.layout import flat_buffer, kernel_dims, labelled_view
+
+
+def _kernel_args(subscripts, arrays):
+    """Build kernel arguments for a single fused step, as the executor does."""
+    from contract.parser import parse
+
+    eq = parse(subscripts, [a.shape for a in arrays])
+    size = eq.size_dict
+    inputs = [labelled_view(a, t, size) for a, t in zip(arrays, eq.terms)]
+    summed = tuple(sorted({lab for _, labs in inputs for lab in labs} - set(eq.output)))
+    out = np.zeros(tuple(size[lab] for lab in eq.output), dtype=arrays[0].dtype)
+    rows = [{lab: st // out.itemsize for lab, st in zip(eq.output, out.strides)}]
+    bufs, offs = [], []
+    for view, labels in inputs:
+        buf, off, est = flat_buffer(view)
+        buf = buf.view()
+        buf.flags.writeable = False
+        rows.append(dict(zip(labels, est)))
+        bufs.append(buf)
+        offs.append(off)
+    extents, strides, n_outer, inner_out = kernel_dims(eq.output, summed, rows, size)
+    out_buf, out_off, _ = flat_buffer(out)
+    return out, (out_buf, out_off, tuple(bufs), np.array(offs, dtype=np.int64), extents, strides,
+                 n_outer, inner_out, out.dtype.type(0))
+
+
+CASES = [
+    ("ij,jk->ik", [(37, 41), (41, 29)]),
+    ("ij,ij->i", [(53, 97), (53, 97)]),
+    ("ijk,ikl->jl", [(7, 11, 13), (7, 13, 5)]),
+    ("ij,jk,kl->il", [(9, 10), (10, 11), (11, 12)]),
+    ("i,j->ij", [(61,), (67,)]),
+]
+
+
+@pytest.mark.parametrize("subscripts,shapes", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128, np.int64])
+def test_serial_equals_parallel_exactly(subscripts, shapes, dtype):
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    out_s, args_s = _kernel_args(subscripts, arrays)
+    sum_products_serial(*args_s)
+    out_p, args_p = _kernel_args(subscripts, arrays)
+    sum_products_parallel(*args_p, 8 * numba.get_num_threads())
+    np.testing.assert_array_equal(out_s, out_p)
+    np.testing.assert_allclose(out_s, np.einsum(subscripts, *arrays), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("subscripts,shapes", CASES)
+def test_result_independent_of_thread_and_chunk_count(subscripts, shapes):
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    results = []
+    for n_chunks in (1, 2, 3, 7, 64):
+        out, args = _kernel_args(subscripts, arrays)
+        sum_products_parallel(*args, n_chunks)
+        results.append(out)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        out, args = _kernel_args(subscripts, arrays)
+        sum_products_parallel(*args, 8)
+        results.append(out)
+    finally:
+        numba.set_num_threads(before)
+    for r in results[1:]:
+        np.testing.assert_array_equal(results[0], r)
+
+
+def test_kernel_reads_negative_and_zero_strides():
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((20, 30))[::-1, ::-2]
+    b = np.broadcast_to(rng.standard_normal(15), (40, 15))
+    out = np.empty((20, 40))
+    _run_kernel([(a, (1, 2)), (b, (3, 2))], out, (1, 3), (2,), {1: 20, 2: 15, 3: 40})
+    np.testing.assert_allclose(out, a @ b.T)
+
+
+def test_specializations_are_bounded():
+    """One compile per (dtype, operand count): never per equation, shape or layout."""
+    rng = np.random.default_rng(8)
+    for subscripts, shapes in CASES + [("ij,jk->ki", [(5, 6), (6, 7)]), ("ab,bc->ac", [(3, 3)] * 2)]:
+        for layout in ("C", "F"):
+            arrays = [np.asarray(rng.integers(0, 5, s), order=layout) for s in shapes]
+            contract.einsum(subscripts, *arrays, optimize=False)
+            contract.einsum(subscripts, *arrays)
+    int_sigs = [sig for k in KERNELS for sig in k.signatures if "int64" in str(sig[0])]
+    # int64 with 1, 2 and 3 operands, serial and parallel: at most 6
+    assert len(int_sigs) <= 6, int_sigs
+    for kernel in KERNELS:
+        # every signature differs only in dtype and operand count
+        keys = {(str(sig[0].dtype), len(sig[2])) for sig in kernel.signatures}
+        assert len(keys) == len(kernel.signatures), kernel.signatures
