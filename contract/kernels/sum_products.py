@@ -30,6 +30,94 @@ from ._jit import jit, jit_parallel
 
 __all__ = ["sum_products_serial", "sum_products_parallel", "KERNELS"]
 
+# Indexing with unsigned ints skips Numba's negative-index wraparound, which would otherwise
+# stop LLVM from vectorizing the tight loops. Every index computed here is >= 0 by construction.
+_u = np.uint64
+
+
+@jit
+def _hoisted(pos, ops, strides, last, zero):
+    """The product of the operands that do not move along the tight dimension."""
+    c = zero + 1
+    for k in range(len(ops)):
+        if strides[k + 1, last] == 0:
+            c = c * ops[k][_u(pos[k + 1])]
+    return c
+
+
+@jit
+def _tight_into_out(out, pos, so, ops, strides, last, n, n_vary, vary, zero):
+    """out[pos0 + i*so] += prod_k ops[k][...] for i < n (the tight dimension is an output one)."""
+    c = _hoisted(pos, ops, strides, last, zero)
+    p0 = pos[0]
+    if n_vary == 1:
+        a = ops[vary[0]]
+        pa = pos[vary[0] + 1]
+        sa = strides[vary[0] + 1, last]
+        if so == 1 and sa == 1:
+            for i in range(n):
+                out[_u(p0 + i)] += c * a[_u(pa + i)]
+        else:
+            for i in range(n):
+                out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)]
+    elif n_vary == 2:
+        a = ops[vary[0]]
+        b = ops[vary[1]]
+        pa = pos[vary[0] + 1]
+        pb = pos[vary[1] + 1]
+        sa = strides[vary[0] + 1, last]
+        sb = strides[vary[1] + 1, last]
+        if so == 1 and sa == 1 and sb == 1:
+            for i in range(n):
+                out[_u(p0 + i)] += c * a[_u(pa + i)] * b[_u(pb + i)]
+        else:
+            for i in range(n):
+                out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+    else:
+        for i in range(n):
+            p = c
+            for j in range(n_vary):
+                k = vary[j]
+                p = p * ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
+            out[_u(p0 + i * so)] += p
+
+
+@jit
+def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
+    """acc + sum_i prod_k ops[k][...] for i < n (the tight dimension is summed)."""
+    c = _hoisted(pos, ops, strides, last, zero)
+    if n_vary == 1:
+        a = ops[vary[0]]
+        pa = pos[vary[0] + 1]
+        sa = strides[vary[0] + 1, last]
+        if sa == 1:
+            for i in range(n):
+                acc += c * a[_u(pa + i)]
+        else:
+            for i in range(n):
+                acc += c * a[_u(pa + i * sa)]
+    elif n_vary == 2:
+        a = ops[vary[0]]
+        b = ops[vary[1]]
+        pa = pos[vary[0] + 1]
+        pb = pos[vary[1] + 1]
+        sa = strides[vary[0] + 1, last]
+        sb = strides[vary[1] + 1, last]
+        if sa == 1 and sb == 1:
+            for i in range(n):
+                acc += c * a[_u(pa + i)] * b[_u(pb + i)]
+        else:
+            for i in range(n):
+                acc += c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+    else:
+        for i in range(n):
+            p = c
+            for j in range(n_vary):
+                k = vary[j]
+                p = p * ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
+            acc += p
+    return acc
+
 
 @jit
 def _run_range(start, stop, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero):
@@ -53,6 +141,13 @@ def _run_range(start, stop, out, out_off, ops, offs, extents, strides, n_outer, 
         for k in range(nops + 1):
             base[k] += idx[d] * strides[k, d]
     so = strides[0, last]
+    # operands whose tight stride is 0 contribute one factor per middle step: hoist them
+    vary = np.empty(nops, dtype=np.int64)
+    n_vary = 0
+    for k in range(nops):
+        if strides[k + 1, last] != 0:
+            vary[n_vary] = k
+            n_vary += 1
     n_mid = 1
     for d in range(n_outer, last):
         n_mid *= extents[d]
@@ -61,24 +156,16 @@ def _run_range(start, stop, out, out_off, ops, offs, extents, strides, n_outer, 
         acc = zero
         if inner_out:
             for i in range(n_tight):
-                out[base[0] + i * so] = zero
+                out[_u(base[0] + i * so)] = zero
         for k in range(nops + 1):
             pos[k] = base[k]
         for d in range(n_outer, last):
             idx[d] = 0
         for _m in range(n_mid):
             if inner_out:
-                for i in range(n_tight):
-                    p = ops[0][pos[1] + i * strides[1, last]]
-                    for k in range(1, nops):
-                        p = p * ops[k][pos[k + 1] + i * strides[k + 1, last]]
-                    out[pos[0] + i * so] += p
+                _tight_into_out(out, pos, so, ops, strides, last, n_tight, n_vary, vary, zero)
             else:
-                for i in range(n_tight):
-                    p = ops[0][pos[1] + i * strides[1, last]]
-                    for k in range(1, nops):
-                        p = p * ops[k][pos[k + 1] + i * strides[k + 1, last]]
-                    acc += p
+                acc = _tight_sum(acc, pos, ops, strides, last, n_tight, n_vary, vary, zero)
             # odometer over the middle dims (last middle dim fastest)
             d = last - 1
             while d >= n_outer:
@@ -92,7 +179,7 @@ def _run_range(start, stop, out, out_off, ops, offs, extents, strides, n_outer, 
                 idx[d] = 0
                 d -= 1
         if not inner_out:
-            out[base[0]] = acc
+            out[_u(base[0])] = acc
         # odometer over the outer dims
         d = n_outer - 1
         while d >= 0:
