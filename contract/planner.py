@@ -316,6 +316,7 @@ def _make_plan(eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any,
                 raise ValueError(f"optimize: the explicit path leaves {len(work)} operand(s) "
                                  f"uncontracted")
             output = eq.output
+            largest = max(largest, math.prod(size[lab] for lab in output))
         else:
             keep = set(eq.output).union(*work) if work else set(eq.output)
             output = _intermediate_order(picked, keep)
