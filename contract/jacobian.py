@@ -11,9 +11,9 @@ Design notes
 ------------
 * Everything numeric goes through :func:`contract.api.einsum` and :func:`contract.api.contract_path`
   in the sublist form with integer labels; this module never calls ``numpy.einsum``.
-* The einsum derivative rules parse their subscripts here (string or sublist form, implicit
-  output, ``...``, size-1 broadcasting) with numpy's rules, rather than importing the private
-  parser, so that this layer depends on the public ``api`` only.
+* The einsum derivative rules parse their subscripts with :func:`contract.parser.parse` (numpy's
+  rules and exception types, string or sublist form), then renumber the labels as contiguous
+  sublist ints for the einsum calls they make.
 * No complex conjugation anywhere: ``u @ J`` is ``sum_i u[i] J[i, j]`` (the transpose, not the
   adjoint), and :func:`numeric_jacobian` returns the holomorphic derivative for complex input.
 * :func:`chain` defaults to ``optimize='dp'``, not ``'auto'``: for 5 to 8 operands opt_einsum's
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import operator
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike, DTypeLike
 
 from .api import contract_path, einsum
+from .parser import Equation, parse, split_operands
 
 __all__ = [
     "ChainResult",
@@ -901,182 +901,70 @@ def check_linearization(
 
 
 @dataclass(frozen=True)
-class _Equation:
-    """An einsum in canonical sublist form.
+class _EinsumCall:
+    """An einsum call in sublist form, with the operand to differentiate by.
 
-    Every label's size is the same in every operand that has it: an axis of size 1 that numpy
-    would broadcast against a larger size gets a fresh label of its own (size 1, summed away),
-    which computes the same einsum. ``...`` is expanded into integer labels.
+    ``terms`` and ``output`` are sublists of contiguous ints (see :func:`_sublist_numbers`). Every
+    label's size is the same in every operand that has it: an axis of size 1 that numpy would
+    broadcast against a larger size has a fresh label of its own (size 1, summed away), which
+    computes the same einsum.
     """
 
     arrays: list[np.ndarray]
     terms: list[list[int]]
     output: list[int]
     sizes: dict[int, int]
+    wrt: int
 
     @property
     def out_shape(self) -> tuple[int, ...]:
         return tuple(self.sizes[label] for label in self.output)
 
+    @property
+    def wrt_shape(self) -> tuple[int, ...]:
+        return self.arrays[self.wrt].shape
 
-def _parse_term(text: str) -> list[Any]:
-    """Letters -> ``ord(letter)``, ``'...'`` -> ``Ellipsis``."""
-    items: list[Any] = []
-    i = 0
-    while i < len(text):
-        if text.startswith("...", i):
-            if Ellipsis in items:
-                raise ValueError(f"einstein sum subscripts term {text!r} contains '...' twice")
-            items.append(Ellipsis)
-            i += 3
-        elif text[i].isascii() and text[i].isalpha():
-            items.append(ord(text[i]))
-            i += 1
-        else:
-            raise ValueError(
-                f"invalid subscript {text[i]!r} in einstein sum subscripts string, subscripts "
-                f"must be letters"
-            )
-    return items
+    def others(self) -> list[tuple[np.ndarray, list[int]]]:
+        """``(array, term)`` for every operand but ``wrt``."""
+        pairs = zip(self.arrays, self.terms, strict=True)
+        return [pair for i, pair in enumerate(pairs) if i != self.wrt]
 
 
-def _parse_sublist(sublist: Any) -> list[Any]:
-    items: list[Any] = []
-    for item in sublist:
-        if item is Ellipsis:
-            if Ellipsis in items:
-                raise ValueError(f"einstein sum sublist {sublist!r} contains '...' twice")
-            items.append(Ellipsis)
-            continue
-        label = operator.index(item)
-        if label < 0:
-            raise ValueError(f"einstein sum sublist {sublist!r} has a negative label {label}")
-        items.append(label)
-    return items
+def _sublist_numbers(eq: Equation) -> dict[int, int]:
+    """Renumber the labels of ``eq`` as ``0, 1, 2, ...``, in order of first appearance.
+
+    The :class:`~contract.parser.Equation` labels (``ord`` of a letter, ``0..k-1`` for the ``...``
+    dimensions, ``1000 + n`` for a wide sublist int) are internal: ``einsum``'s sublist form
+    would read them again as input (ints ``0..51`` as letters, larger ints as wide labels). The
+    sublist ints made here are small, contiguous and distinct, however many labels there are.
+    """
+    labels = dict.fromkeys(label for term in (*eq.terms, eq.output) for label in term)
+    return {label: number for number, label in enumerate(labels)}
 
 
-def _parse_einsum(subscripts: Any, operands: Sequence[Any]) -> _Equation:
-    """Parse an einsum call (string or sublist form) into canonical integer sublists."""
-    from_string = isinstance(subscripts, str)
-    if from_string:
-        arrays = [np.asarray(op) for op in operands]
-        text = subscripts.replace(" ", "")
-        lhs, arrow, rhs = text.partition("->")
-        if "->" in rhs or "-" in lhs or ">" in lhs:
-            raise ValueError(f"einstein sum subscripts string {subscripts!r} has a misplaced '->'")
-        inputs = lhs.split(",")
-        if len(inputs) != len(arrays):
-            raise ValueError(
-                f"subscripts {subscripts!r} have {len(inputs)} terms but {len(arrays)} operands "
-                f"were given"
-            )
-        raw_terms = [_parse_term(term) for term in inputs]
-        raw_output = _parse_term(rhs) if arrow else None
-    else:
-        args = (subscripts, *operands)
-        n_ops = len(args) // 2
-        arrays = [np.asarray(op) for op in args[0 : 2 * n_ops : 2]]
-        raw_terms = [_parse_sublist(sub) for sub in args[1 : 2 * n_ops : 2]]
-        raw_output = _parse_sublist(args[-1]) if len(args) % 2 else None
-
-    def name(label: int) -> str:
-        if label >= base:
-            return "'...'"
-        return repr(chr(label)) if from_string else str(label)
-
-    explicit = [
-        lab for term in raw_terms + [raw_output or []] for lab in term if lab is not Ellipsis
-    ]
-    base = max(explicit, default=-1) + 1
-
-    # '...' covers the dimensions not named by letters, right-aligned across operands
-    ellipsis_ndims = []
-    for k, (arr, term) in enumerate(zip(arrays, raw_terms, strict=True)):
-        n_named = sum(lab is not Ellipsis for lab in term)
-        if n_named > arr.ndim:
-            raise ValueError(
-                f"einstein sum subscripts string contains too many subscripts for operand {k} "
-                f"({n_named} subscripts, operand of shape {arr.shape})"
-            )
-        if Ellipsis not in term and n_named != arr.ndim:
-            raise ValueError(
-                f"operand {k} of shape {arr.shape} has more dimensions than subscripts given in "
-                f"einstein sum, but no '...' ellipsis provided to broadcast the extra dimensions"
-            )
-        ellipsis_ndims.append(arr.ndim - n_named)
-    n_ellipsis = max(ellipsis_ndims, default=0)
-    ellipsis_labels = list(range(base, base + n_ellipsis))
-
-    def expand(term: list[Any], ndim: int) -> list[int]:
-        labels: list[int] = []
-        for lab in term:
-            labels += ellipsis_labels[n_ellipsis - ndim :] if lab is Ellipsis else [lab]
-        return labels
-
-    terms = [expand(term, nd) for term, nd in zip(raw_terms, ellipsis_ndims, strict=True)]
-    if raw_output is None:
-        counts = Counter(lab for term in raw_terms for lab in term if lab is not Ellipsis)
-        output = ellipsis_labels + sorted(lab for lab, count in counts.items() if count == 1)
-    else:
-        input_labels = {lab for term in raw_terms for lab in term}
-        seen: set[int] = set()
-        for lab in raw_output:
-            if lab is Ellipsis:
-                continue
-            if lab in seen:
-                raise ValueError(
-                    f"einstein sum subscripts string includes output subscript {name(lab)} "
-                    f"multiple times"
-                )
-            if lab not in input_labels:
-                raise ValueError(
-                    f"einstein sum subscripts string included output subscript {name(lab)} "
-                    f"which never appeared in an input"
-                )
-            seen.add(lab)
-        if Ellipsis not in raw_output and n_ellipsis:
-            raise ValueError(
-                "output has more dimensions than subscripts given in einstein sum, but no '...' "
-                "ellipsis provided to broadcast the extra dimensions."
-            )
-        output = expand(raw_output, n_ellipsis)
-
-    # label sizes, with numpy's size-1 broadcasting between operands
-    sizes: dict[int, int] = {}
-    for k, (arr, term) in enumerate(zip(arrays, terms, strict=True)):
-        within: dict[int, int] = {}
-        for lab, dim in zip(term, arr.shape, strict=True):
-            if within.setdefault(lab, dim) != dim:
-                raise ValueError(
-                    f"dimensions in operand {k} (shape {arr.shape}) for collapsing index "
-                    f"{name(lab)} don't match ({within[lab]} != {dim})"
-                )
-            if dim == 1:
-                sizes.setdefault(lab, 1)
-            elif sizes.get(lab, 1) == 1:
-                sizes[lab] = dim
-            elif sizes[lab] != dim:
-                shapes = ", ".join(str(a.shape) for a in arrays)
-                raise ValueError(
-                    f"operand {k} has size {dim} for index {name(lab)} where an earlier operand "
-                    f"has size {sizes[lab]}; operand shapes {shapes} cannot be broadcast together"
-                )
-    # canonical form: a broadcast size-1 axis gets a fresh label of its own
-    fresh = max([*sizes, base + n_ellipsis - 1, -1]) + 1
-    for arr, term in zip(arrays, terms, strict=True):
-        for axis, (lab, dim) in enumerate(zip(term, arr.shape, strict=True)):
-            if dim == 1 and sizes[lab] != 1:
-                term[axis] = fresh
-                sizes[fresh] = 1
-                fresh += 1
-    return _Equation(arrays=arrays, terms=terms, output=output, sizes=sizes)
-
-
-def _check_wrt(wrt: int, n_operands: int) -> int:
+def _parse_einsum(subscripts: Any, operands: Sequence[Any], wrt: int) -> _EinsumCall:
+    """Parse an einsum call (string or sublist form) with :func:`contract.parser.parse`."""
+    sub, ops = split_operands((subscripts, *operands))
+    arrays = [np.asarray(op) for op in ops]
+    eq = parse(sub, tuple(array.shape for array in arrays))
     k = operator.index(wrt)
-    if not -n_operands <= k < n_operands:
-        raise IndexError(f"wrt={wrt} is out of range for an einsum of {n_operands} operands")
-    return k % n_operands
+    if not -len(arrays) <= k < len(arrays):
+        raise IndexError(f"wrt={wrt} is out of range for an einsum of {len(arrays)} operands")
+
+    number = _sublist_numbers(eq)
+    label_sizes = eq.size_dict
+    sizes = {number[label]: label_sizes[label] for label in number}
+    terms: list[list[int]] = []
+    for array, term in zip(arrays, eq.terms, strict=True):
+        terms.append([])
+        for label, dim in zip(term, array.shape, strict=True):
+            if dim == 1 and label_sizes[label] != 1:  # broadcast: a fresh label of size 1
+                terms[-1].append(len(sizes))
+                sizes[len(sizes)] = 1
+            else:
+                terms[-1].append(number[label])
+    output = [number[label] for label in eq.output]
+    return _EinsumCall(arrays, terms, output, sizes, k % len(arrays))
 
 
 def _scatter_product(
@@ -1156,16 +1044,15 @@ def einsum_jvp(subscripts: Any, *operands: Any, wrt: int = 0, tangent: ArrayLike
     array([[0., 1.],
            [3., 4.]])
     """
-    eq = _parse_einsum(subscripts, operands)
-    k = _check_wrt(wrt, len(eq.arrays))
+    call = _parse_einsum(subscripts, operands, wrt)
     dx = np.asarray(tangent)
-    if dx.shape != eq.arrays[k].shape:
+    if dx.shape != call.wrt_shape:
         raise ValueError(
-            f"tangent has shape {dx.shape} but operand {k} has shape {eq.arrays[k].shape}"
+            f"tangent has shape {dx.shape} but operand {call.wrt} has shape {call.wrt_shape}"
         )
-    arrays = list(eq.arrays)
-    arrays[k] = dx
-    return np.asarray(einsum(*_interleave(arrays, eq.terms), eq.output))
+    arrays = list(call.arrays)
+    arrays[call.wrt] = dx
+    return np.asarray(einsum(*_interleave(arrays, call.terms), call.output))
 
 
 def einsum_vjp(subscripts: Any, *operands: Any, wrt: int = 0, cotangent: ArrayLike) -> np.ndarray:
@@ -1222,19 +1109,14 @@ def einsum_vjp(subscripts: Any, *operands: Any, wrt: int = 0, cotangent: ArrayLi
            [0., 2., 0.],
            [0., 0., 3.]])
     """
-    eq = _parse_einsum(subscripts, operands)
-    k = _check_wrt(wrt, len(eq.arrays))
+    call = _parse_einsum(subscripts, operands, wrt)
     u = np.asarray(cotangent)
-    if u.shape != eq.out_shape:
+    if u.shape != call.out_shape:
         raise ValueError(
-            f"cotangent has shape {u.shape} but the einsum's output has shape {eq.out_shape}"
+            f"cotangent has shape {u.shape} but the einsum's output has shape {call.out_shape}"
         )
-    factors = [(u, eq.output)] + [
-        (array, term)
-        for i, (array, term) in enumerate(zip(eq.arrays, eq.terms, strict=True))
-        if i != k
-    ]
-    return _scatter_product(factors, eq.terms[k], eq.arrays[k].shape, eq.sizes, u.dtype)
+    factors = [(u, call.output), *call.others()]
+    return _scatter_product(factors, call.terms[call.wrt], call.wrt_shape, call.sizes, u.dtype)
 
 
 def einsum_jacobian(subscripts: Any, *operands: Any, wrt: int = 0) -> Jacobian:
@@ -1283,16 +1165,10 @@ def einsum_jacobian(subscripts: Any, *operands: Any, wrt: int = 0) -> Jacobian:
     array([[1., 0., 0., 0.],
            [0., 0., 0., 1.]])
     """
-    eq = _parse_einsum(subscripts, operands)
-    k = _check_wrt(wrt, len(eq.arrays))
-    factors = [
-        (array, term)
-        for i, (array, term) in enumerate(zip(eq.arrays, eq.terms, strict=True))
-        if i != k
-    ]
-    dtype = np.result_type(*eq.arrays)
-    target = eq.output + eq.terms[k]
+    call = _parse_einsum(subscripts, operands, wrt)
+    dtype = np.result_type(*call.arrays)
+    target = call.output + call.terms[call.wrt]
     values = _scatter_product(
-        factors, target, eq.out_shape + eq.arrays[k].shape, eq.sizes, dtype
+        call.others(), target, call.out_shape + call.wrt_shape, call.sizes, dtype
     ).astype(dtype, copy=False)
-    return Jacobian(values, out_shape=eq.out_shape, in_shape=eq.arrays[k].shape)
+    return Jacobian(values, out_shape=call.out_shape, in_shape=call.wrt_shape)

@@ -110,6 +110,8 @@ def _sublist_labels(sub: Any, where: str) -> list[int | None]:
     labels: list[int | None] = []
     for item in items:
         if item is Ellipsis:
+            if None in labels:
+                raise ValueError(f"{where}: each subscripts list may have only one ellipsis")
             labels.append(None)
             continue
         try:

@@ -755,6 +755,46 @@ def test_einsum_rules_reject_bad_subscripts(subscripts, shapes, error):
         einsum_jacobian(subscripts, *operands)
 
 
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        ((np.ones(2), [0.5]), TypeError),
+        ((np.ones(2), ["i"]), TypeError),
+        ((np.ones(2), [-1]), ValueError),
+        ((np.ones(2), [0, 0]), ValueError),
+        ((np.ones(2), [0], [1]), ValueError),
+        ((np.ones((2, 2)), [0, 1], [0, 0]), ValueError),
+        ((np.ones(2), [0], np.ones(3), [0]), ValueError),
+        ((np.ones(2), [..., ...]), ValueError),
+    ],
+)
+def test_einsum_rules_reject_bad_sublists(args, error):
+    with pytest.raises(error):
+        np.einsum(*args)
+    with pytest.raises(error):
+        einsum_jacobian(*args)
+
+
+def test_einsum_rules_more_than_52_labels():
+    """The parsed labels are renumbered for the sublist form: 60 distinct labels work."""
+    rng = np.random.default_rng(11)
+    shape = (2,) + (1,) * 19
+    ops = [random_array(rng, shape) for _ in range(3)]
+    args: list = []
+    for k, op in enumerate(ops):
+        args += [op, list(range(100 * k, 100 * k + 20))]
+    args.append([0, 100, 200])
+    a, _, c = (op.reshape(2) for op in ops)
+    jac = einsum_jacobian(*args, wrt=1)
+    assert jac.out_shape == (2, 2, 2) and jac.in_shape == shape
+    expected = np.einsum("i,k,jl->ijkl", a, c, np.eye(2)).reshape(8, 2)
+    np.testing.assert_allclose(jac.as_matrix(), expected)
+    dx = random_array(rng, shape)
+    np.testing.assert_allclose(einsum_jvp(*args, wrt=1, tangent=dx), jac @ dx)
+    u = random_array(rng, (2, 2, 2))
+    np.testing.assert_allclose(einsum_vjp(*args, wrt=1, cotangent=u), u @ jac)
+
+
 def test_einsum_rules_argument_errors():
     a, b = np.ones((2, 3)), np.ones((3, 4))
     with pytest.raises(ValueError, match=r"\(3, 3\).*\(3, 4\)"):
