@@ -234,9 +234,9 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
         Where to write the result; may overlap an input.
     dtype : data-type, optional
         The dtype to compute and return in (operands are cast according to ``casting``).
-    order : {'C', 'F', 'A', 'K'}, optional
+    order : {'K', 'C', 'F', 'A'}, optional
         Memory layout of a new result; ``'K'`` gives C order for computed results.
-    casting : {'no', 'equiv', 'safe', 'same_kind', 'unsafe'}, optional
+    casting : {'safe', 'no', 'equiv', 'same_kind', 'unsafe'}, optional
         Which casts of the operands (and into ``out``) are allowed. Default ``'safe'``.
     optimize : bool, str, list or opt_einsum PathOptimizer, optional
         ``True`` (default) plans the order with opt_einsum's ``'auto'``; ``False`` runs one fused
@@ -316,7 +316,7 @@ def einsum_path(subscripts: Any, *operands: Any, optimize: Any = "greedy"
     >>> import numpy as np
     >>> a, b, c = np.ones((2, 3)), np.ones((3, 4)), np.ones((4, 5))
     >>> einsum_path("ij,jk,kl->il", a, b, c)[0]
-    ['einsum_path', (0, 1), (0, 1)]
+    ['einsum_path', (1, 2), (0, 1)]
     """
     _, info = contract_path(subscripts, *operands, optimize=optimize)
     return ["einsum_path", *info.path], str(info)
