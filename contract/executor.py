@@ -20,6 +20,8 @@ __all__ = ["execute", "run_step", "PARALLEL_MIN_WORK"]
 
 # Below this many multiply-adds a step runs on one thread: a parallel launch costs ~10 us.
 PARALLEL_MIN_WORK = 1 << 15
+# The shortest block of the tight dimension worth giving to a thread of its own.
+_MIN_BLOCK = 256
 
 Labelled = tuple[np.ndarray, tuple[int, ...]]
 
@@ -100,10 +102,14 @@ def _run_kernel(inputs: list[Labelled], out: np.ndarray, out_labels: tuple[int, 
     out_buf, out_off, _ = flat_buffer(out)
     work = math.prod(size[lab] for lab in out_labels) * math.prod(size[lab] for lab in summed)
     outer = math.prod(int(e) for e in extents[:n_outer])
+    tight = int(extents[-1])
     args = (out_buf, out_off, tuple(buffers), np.array(offsets, dtype=np.int64), extents,
             strides, n_outer, inner_out, out.dtype.type(0))
-    if work >= PARALLEL_MIN_WORK and outer > 1:
-        sum_products_parallel(*args, 8 * numba.get_num_threads())
+    threads = numba.get_num_threads()
+    # too few outer rows to share: split the tight (output) dimension into blocks as well
+    blocks = min(tight // _MIN_BLOCK, 4 * threads) if inner_out and outer < 4 * threads else 1
+    if work >= PARALLEL_MIN_WORK and threads > 1 and (outer > 1 or blocks > 1):
+        sum_products_parallel(*args, 4 * threads, max(blocks, 1))
     else:
         sum_products_serial(*args)
 

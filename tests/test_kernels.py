@@ -53,7 +53,7 @@ def test_serial_equals_parallel_exactly(subscripts, shapes, dtype):
     out_s, args_s = _kernel_args(subscripts, arrays)
     sum_products_serial(*args_s)
     out_p, args_p = _kernel_args(subscripts, arrays)
-    sum_products_parallel(*args_p, 8 * numba.get_num_threads())
+    sum_products_parallel(*args_p, 8 * numba.get_num_threads(), 3)
     np.testing.assert_array_equal(out_s, out_p)
     np.testing.assert_allclose(out_s, np.einsum(subscripts, *arrays), rtol=1e-4, atol=1e-4)
 
@@ -63,15 +63,15 @@ def test_result_independent_of_thread_and_chunk_count(subscripts, shapes):
     rng = np.random.default_rng(6)
     arrays = [rng.standard_normal(s) for s in shapes]
     results = []
-    for n_chunks in (1, 2, 3, 7, 64):
+    for n_chunks, n_blocks in ((1, 1), (2, 1), (3, 2), (7, 5), (64, 1), (1, 64)):
         out, args = _kernel_args(subscripts, arrays)
-        sum_products_parallel(*args, n_chunks)
+        sum_products_parallel(*args, n_chunks, n_blocks)
         results.append(out)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
         out, args = _kernel_args(subscripts, arrays)
-        sum_products_parallel(*args, 8)
+        sum_products_parallel(*args, 8, 2)
         results.append(out)
     finally:
         numba.set_num_threads(before)

@@ -46,8 +46,11 @@ def _hoisted(pos, ops, strides, last, zero):
 
 
 @jit
-def _tight_into_out(out, pos, so, ops, strides, last, n, n_vary, vary, zero):
-    """out[pos0 + i*so] += prod_k ops[k][...] for i < n (the tight dimension is an output one)."""
+def _tight_into_out(out, pos, so, ops, strides, last, t0, t1, assign, n_vary, vary, zero):
+    """out[pos0 + i*so] (+)= prod_k ops[k][...] for t0 <= i < t1 (tight dimension is an output).
+
+    With ``assign`` the products are stored (first step of the summed dimensions), else added.
+    """
     c = _hoisted(pos, ops, strides, last, zero)
     p0 = pos[0]
     if n_vary == 1:
@@ -55,11 +58,19 @@ def _tight_into_out(out, pos, so, ops, strides, last, n, n_vary, vary, zero):
         pa = pos[vary[0] + 1]
         sa = strides[vary[0] + 1, last]
         if so == 1 and sa == 1:
-            for i in range(n):
-                out[_u(p0 + i)] += c * a[_u(pa + i)]
+            if assign:
+                for i in range(t0, t1):
+                    out[_u(p0 + i)] = c * a[_u(pa + i)]
+            else:
+                for i in range(t0, t1):
+                    out[_u(p0 + i)] += c * a[_u(pa + i)]
         else:
-            for i in range(n):
-                out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)]
+            if assign:
+                for i in range(t0, t1):
+                    out[_u(p0 + i * so)] = c * a[_u(pa + i * sa)]
+            else:
+                for i in range(t0, t1):
+                    out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)]
     elif n_vary == 2:
         a = ops[vary[0]]
         b = ops[vary[1]]
@@ -68,18 +79,29 @@ def _tight_into_out(out, pos, so, ops, strides, last, n, n_vary, vary, zero):
         sa = strides[vary[0] + 1, last]
         sb = strides[vary[1] + 1, last]
         if so == 1 and sa == 1 and sb == 1:
-            for i in range(n):
-                out[_u(p0 + i)] += c * a[_u(pa + i)] * b[_u(pb + i)]
+            if assign:
+                for i in range(t0, t1):
+                    out[_u(p0 + i)] = c * a[_u(pa + i)] * b[_u(pb + i)]
+            else:
+                for i in range(t0, t1):
+                    out[_u(p0 + i)] += c * a[_u(pa + i)] * b[_u(pb + i)]
         else:
-            for i in range(n):
-                out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+            if assign:
+                for i in range(t0, t1):
+                    out[_u(p0 + i * so)] = c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+            else:
+                for i in range(t0, t1):
+                    out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
     else:
-        for i in range(n):
+        for i in range(t0, t1):
             p = c
             for j in range(n_vary):
                 k = vary[j]
                 p = p * ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
-            out[_u(p0 + i * so)] += p
+            if assign:
+                out[_u(p0 + i * so)] = p
+            else:
+                out[_u(p0 + i * so)] += p
 
 
 @jit
@@ -120,8 +142,10 @@ def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
 
 
 @jit
-def _run_range(start, stop, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero):
-    """Compute output elements ``start..stop-1`` of the flattened outer range."""
+def _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out,
+               zero):
+    """Compute output elements ``start..stop-1`` of the flattened outer range (tight sub-range
+    ``t0..t1`` when the tight dimension is an output one)."""
     nops = len(ops)
     nd = extents.shape[0]
     last = nd - 1
@@ -154,16 +178,14 @@ def _run_range(start, stop, out, out_off, ops, offs, extents, strides, n_outer, 
 
     for _o in range(start, stop):
         acc = zero
-        if inner_out:
-            for i in range(n_tight):
-                out[_u(base[0] + i * so)] = zero
         for k in range(nops + 1):
             pos[k] = base[k]
         for d in range(n_outer, last):
             idx[d] = 0
-        for _m in range(n_mid):
+        for m in range(n_mid):
             if inner_out:
-                _tight_into_out(out, pos, so, ops, strides, last, n_tight, n_vary, vary, zero)
+                _tight_into_out(out, pos, so, ops, strides, last, t0, t1, m == 0, n_vary, vary,
+                                zero)
             else:
                 acc = _tight_sum(acc, pos, ops, strides, last, n_tight, n_vary, vary, zero)
             # odometer over the middle dims (last middle dim fastest)
@@ -200,21 +222,30 @@ def sum_products_serial(out, out_off, ops, offs, extents, strides, n_outer, inne
     total = 1
     for d in range(n_outer):
         total *= extents[d]
-    _run_range(0, total, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero)
+    _run_range(0, total, 0, extents[-1], out, out_off, ops, offs, extents, strides, n_outer,
+               inner_out, zero)
 
 
 @jit_parallel
 def sum_products_parallel(out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero,
-                          n_chunks):
-    """Run one einsum step with ``prange`` over ``n_chunks`` chunks of the outer output range."""
+                          n_chunks, n_blocks):
+    """Run one einsum step with ``prange`` over ``n_chunks`` chunks of the outer output range
+    times ``n_blocks`` blocks of the tight dimension (blocks only when it is an output one)."""
     total = 1
     for d in range(n_outer):
         total *= extents[d]
+    n_tight = extents[extents.shape[0] - 1]
     n_chunks = max(1, min(total, n_chunks))
-    for c in prange(n_chunks):
-        start = c * total // n_chunks
-        stop = (c + 1) * total // n_chunks
-        _run_range(start, stop, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero)
+    n_blocks = max(1, min(n_tight, n_blocks)) if inner_out else 1
+    for c in prange(n_chunks * n_blocks):
+        chunk = c // n_blocks
+        block = c % n_blocks
+        start = chunk * total // n_chunks
+        stop = (chunk + 1) * total // n_chunks
+        t0 = block * n_tight // n_blocks
+        t1 = (block + 1) * n_tight // n_blocks
+        _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer,
+                   inner_out, zero)
 
 
 KERNELS = (sum_products_serial, sum_products_parallel)
