@@ -175,14 +175,17 @@ def _run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarr
     direct = (out is not None and out.dtype == comp and not needs_copy(out)
               and all(st != 0 or n <= 1 for st, n in zip(out.strides, out.shape))
               and not any(np.may_share_memory(out, a) for a in arrays))
-    target = out if direct else _alloc(out_shape, comp, order, arrays)
-
     if 0 in size.values():
+        target = out if direct else _alloc(out_shape, comp, order, arrays)
         target[...] = 0
     else:
         if plan is None:
             plan = make_plan(eq, comp, optimize, memory_limit, use_blas)
-        execute(plan, converted, target)
+        if out is None and order == "K":
+            target = execute(plan, converted, None)  # the last step picks the layout
+        else:
+            target = out if direct else _alloc(out_shape, comp, order, arrays)
+            execute(plan, converted, target)
 
     if out is not None:
         if target is not out:

@@ -26,7 +26,7 @@ _MIN_BLOCK = 256
 Labelled = tuple[np.ndarray, tuple[int, ...]]
 
 
-def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray) -> np.ndarray:
+def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) -> np.ndarray:
     """Run ``plan`` on ``operands`` (already of the plan's dtype, validated) into ``out``.
 
     Parameters
@@ -36,13 +36,15 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray) -> np.n
     operands : sequence of ndarray
         One array per term of the plan's equation, each of dtype ``plan.dtype``, native byte
         order and aligned, with the shapes the equation was parsed with.
-    out : ndarray
+    out : ndarray or None
         The destination, of dtype ``plan.dtype`` and the output shape, not overlapping any input.
+        ``None`` lets the last step choose the result's memory layout (numpy's ``order='K'``):
+        a BLAS result is returned as a transposed view instead of being copied into C order.
 
     Returns
     -------
     ndarray
-        ``out``.
+        ``out``, or a new array (never a view of an operand) when ``out`` is None.
     """
     eq = plan.equation
     size = eq.size_dict
@@ -53,7 +55,12 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray) -> np.n
         for p in sorted(step.operands, reverse=True):
             del work[p]
         work.append(run_step(step, inputs, size, out if k == last else None))
-    return out
+    if out is not None:
+        return out
+    result, labels = work[0]
+    if plan.steps[-1].method == "copy":
+        result = np.copy(result, order="K")  # a copy step's result is a view of an operand
+    return result.transpose([labels.index(lab) for lab in eq.output])
 
 
 def run_step(step: Step, inputs: list[Labelled], size: dict[int, int],
