@@ -7,13 +7,14 @@ Every function here is a function of its inputs alone: no hidden state besides N
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Sequence
 
 import numba
 import numpy as np
 
 from .kernels import sum_products_parallel, sum_products_serial
-from .layout import flat_buffer, kernel_dims, labelled_view
+from .layout import buffer_geometry, flat_view, kernel_dims, labelled_view
 from .planner import Plan, Step
 
 __all__ = ["execute", "run_step", "PARALLEL_MIN_WORK"]
@@ -94,31 +95,46 @@ def _run_kernel(inputs: list[Labelled], out: np.ndarray, out_labels: tuple[int, 
     if any(size[lab] == 0 for lab in summed):
         out[...] = 0
         return
-    item = out.itemsize
-    rows = [{lab: st // item for lab, st in zip(out_labels, out.strides)}]
     buffers = []
-    offsets = []
-    for view, labels in inputs:
-        buf, off, estrides = flat_buffer(view)
-        rows.append(dict(zip(labels, estrides)))
-        buf = buf.view()
+    for view, _ in inputs:
+        buf = flat_view(view)
         buf.flags.writeable = False  # one Numba type (readonly) for every input buffer
         buffers.append(buf)
+    layout = _kernel_layout(
+        out_labels, summed, (out.shape, out.strides, out.itemsize),
+        tuple((labels, view.shape, view.strides) for view, labels in inputs),
+        tuple((lab, size[lab]) for lab in out_labels + summed), numba.get_num_threads())
+    offsets, out_off, extents, strides, n_outer, inner_out, n_chunks, n_blocks = layout
+    args = (flat_view(out), out_off, tuple(buffers), offsets, extents, strides, n_outer,
+            inner_out, out.dtype.type(0))
+    if n_chunks:
+        sum_products_parallel(*args, n_chunks, n_blocks)
+    else:
+        sum_products_serial(*args)
+
+
+@lru_cache(maxsize=4096)
+def _kernel_layout(out_labels: tuple[int, ...], summed: tuple[int, ...],
+                   out_geometry: tuple, in_geometry: tuple, sizes: tuple, threads: int) -> tuple:
+    """Everything about a kernel call that depends only on shapes and strides (cached)."""
+    size = dict(sizes)
+    out_shape, out_strides, item = out_geometry
+    out_off, out_est = buffer_geometry(out_shape, out_strides, item)
+    rows = [dict(zip(out_labels, out_est))]
+    offsets = []
+    for labels, shape, strides in in_geometry:
+        off, est = buffer_geometry(shape, strides, item)
+        rows.append(dict(zip(labels, est)))
         offsets.append(off)
-    extents, strides, n_outer, inner_out = kernel_dims(out_labels, summed, rows, size)
-    out_buf, out_off, _ = flat_buffer(out)
+    extents, kstrides, n_outer, inner_out = kernel_dims(out_labels, summed, rows, size)
     work = math.prod(size[lab] for lab in out_labels) * math.prod(size[lab] for lab in summed)
     outer = math.prod(int(e) for e in extents[:n_outer])
     tight = int(extents[-1])
-    args = (out_buf, out_off, tuple(buffers), np.array(offsets, dtype=np.int64), extents,
-            strides, n_outer, inner_out, out.dtype.type(0))
-    threads = numba.get_num_threads()
     # too few outer rows to share: split the tight (output) dimension into blocks as well
     blocks = min(tight // _MIN_BLOCK, 4 * threads) if inner_out and outer < 4 * threads else 1
-    if work >= PARALLEL_MIN_WORK and threads > 1 and (outer > 1 or blocks > 1):
-        sum_products_parallel(*args, 4 * threads, max(blocks, 1))
-    else:
-        sum_products_serial(*args)
+    parallel = work >= PARALLEL_MIN_WORK and threads > 1 and (outer > 1 or blocks > 1)
+    return (np.array(offsets, dtype=np.int64), out_off, extents, kstrides, n_outer, inner_out,
+            4 * threads if parallel else 0, max(blocks, 1))
 
 
 def _run_blas(inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["labelled_view", "flat_buffer", "kernel_dims", "needs_copy"]
+__all__ = ["labelled_view", "buffer_geometry", "flat_view", "kernel_dims", "needs_copy"]
 
 
 def labelled_view(arr: np.ndarray, term: Sequence[int], size_dict: dict[int, int]
@@ -36,6 +36,10 @@ def labelled_view(arr: np.ndarray, term: Sequence[int], size_dict: dict[int, int
     labels : tuple of int
         Its labels, each once, in first-appearance order.
     """
+    if len(set(term)) == len(term) and all(
+        size_dict[lab] == dim for lab, dim in zip(term, arr.shape)
+    ):
+        return arr, tuple(term)
     labels: list[int] = []
     strides: list[int] = []
     for lab, dim, st in zip(term, arr.shape, arr.strides):
@@ -62,32 +66,42 @@ def needs_copy(arr: np.ndarray) -> bool:
     return any(st % item for st in arr.strides)
 
 
-def flat_buffer(arr: np.ndarray) -> tuple[np.ndarray, int, tuple[int, ...]]:
-    """A 1-D view spanning the memory of ``arr``, the element offset of ``arr[0, ..., 0]`` in it,
-    and the element strides of ``arr``.
+def buffer_geometry(shape: Sequence[int], strides: Sequence[int], itemsize: int
+                    ) -> tuple[int, tuple[int, ...]]:
+    """Element offset of element ``[0, ..., 0]`` inside :func:`flat_view`'s buffer, and the
+    element strides.
+
+    The buffer starts at the lowest address the array touches, so every axis with a negative
+    stride moves the first element up by ``(n - 1) * |stride|``.
+    """
+    estrides = tuple(st // itemsize for st in strides)
+    offset = sum((n - 1) * -st for n, st in zip(shape, estrides) if st < 0 and n > 1)
+    return offset, estrides
+
+
+def flat_view(arr: np.ndarray) -> np.ndarray:
+    """A 1-D view of the memory ``arr`` spans, starting at its lowest address.
 
     ``arr`` must be non-empty and satisfy ``not needs_copy(arr)``. Negative and zero strides are
-    supported: the buffer starts at the lowest address the array touches.
+    supported; contiguous arrays take a fast path. Element ``idx`` of ``arr`` is at
+    ``offset + idx . estrides`` with the numbers from :func:`buffer_geometry`.
     """
+    if arr.flags.c_contiguous:
+        return arr.reshape(-1)
+    if arr.flags.f_contiguous:
+        return arr.T.reshape(-1)
     item = arr.dtype.itemsize
-    estrides = tuple(st // item for st in arr.strides)
-    offset = 0
     span = 1
-    low = arr
     flips = []
-    for axis, (n, st) in enumerate(zip(arr.shape, estrides)):
-        if st < 0:
-            offset += (n - 1) * -st
+    for axis, (n, st) in enumerate(zip(arr.shape, arr.strides)):
+        if st < 0 and n > 1:
             flips.append(axis)
-        span += (n - 1) * abs(st)
+        span += (n - 1) * abs(st) // item
+    low = arr
     if flips:
-        index = tuple(slice(None, None, -1) if a in flips else slice(None)
-                      for a in range(arr.ndim))
-        low = arr[index]
-    if arr.ndim == 1 and estrides[0] == 1:
-        return arr, 0, estrides
-    buf = as_strided(low, shape=(span,), strides=(item,), writeable=arr.flags.writeable)
-    return buf, offset, estrides
+        low = arr[tuple(slice(None, None, -1) if a in flips else slice(None)
+                        for a in range(arr.ndim))]
+    return as_strided(low, shape=(span,), strides=(item,), writeable=arr.flags.writeable)
 
 
 def kernel_dims(out_labels: Sequence[int], red_labels: Sequence[int],

@@ -15,6 +15,7 @@ Every subscript and shape validation error is raised here, with numpy's exceptio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Sequence
 
 __all__ = ["Equation", "parse", "label_name", "split_operands"]
@@ -53,9 +54,9 @@ class Equation:
     sizes: tuple[tuple[int, int], ...]
     implicit: bool
 
-    @property
+    @cached_property
     def size_dict(self) -> dict[int, int]:
-        """Label -> size mapping."""
+        """Label -> size mapping (computed once; do not mutate)."""
         return dict(self.sizes)
 
     def to_string(self) -> str:

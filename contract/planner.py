@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,7 @@ class Step:
     method: str
     flops: int
 
-    @property
+    @cached_property
     def summed(self) -> tuple[int, ...]:
         """Labels summed over in this step."""
         seen: list[int] = []

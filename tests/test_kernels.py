@@ -9,7 +9,7 @@ import pytest
 import contract
 from contract.executor import _run_kernel
 from contract.kernels import KERNELS, sum_products_parallel, sum_products_serial
-from contract.layout import flat_buffer, kernel_dims, labelled_view
+from contract.layout import buffer_geometry, flat_view, kernel_dims, labelled_view
 
 
 def _kernel_args(subscripts, arrays):
@@ -24,14 +24,14 @@ def _kernel_args(subscripts, arrays):
     rows = [{lab: st // out.itemsize for lab, st in zip(eq.output, out.strides)}]
     bufs, offs = [], []
     for view, labels in inputs:
-        buf, off, est = flat_buffer(view)
-        buf = buf.view()
+        buf = flat_view(view)
+        off, est = buffer_geometry(view.shape, view.strides, view.itemsize)
         buf.flags.writeable = False
         rows.append(dict(zip(labels, est)))
         bufs.append(buf)
         offs.append(off)
     extents, strides, n_outer, inner_out = kernel_dims(eq.output, summed, rows, size)
-    out_buf, out_off, _ = flat_buffer(out)
+    out_buf, out_off = flat_view(out), 0
     return out, (out_buf, out_off, tuple(bufs), np.array(offs, dtype=np.int64), extents, strides,
                  n_outer, inner_out, out.dtype.type(0))
 
