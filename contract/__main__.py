@@ -59,8 +59,9 @@ def explain(argv: list[str]) -> int:
 
     dtype = np.dtype(args.dtype)
     optimize = {"true": True, "false": False}.get(args.optimize.lower(), args.optimize)
-    _, info = contract.contract_path(args.subscripts, *args.shapes, shapes=True,
-                                     optimize=optimize, dtype=dtype)
+    _, info = contract.contract_path(
+        args.subscripts, *args.shapes, shapes=True, optimize=optimize, dtype=dtype
+    )
     print(info)
     if args.no_time:
         return 0
@@ -89,9 +90,11 @@ def explain(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m contract``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = ("usage: python -m contract {explain,compare} ...\n"
-             "  explain SUBSCRIPTS SHAPE [SHAPE ...] [--dtype D]   show and time one plan\n"
-             "  compare [--quick] [--filter RE] [--json F]         benchmark against numpy")
+    usage = (
+        "usage: python -m contract {explain,compare} ...\n"
+        "  explain SUBSCRIPTS SHAPE [SHAPE ...] [--dtype D]   show and time one plan\n"
+        "  compare [--quick] [--filter RE] [--json F]         benchmark against numpy"
+    )
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0

@@ -7,8 +7,8 @@ Every function here is a function of its inputs alone: no hidden state besides N
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numba
 import numpy as np
@@ -64,8 +64,9 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
     return result.transpose([labels.index(lab) for lab in eq.output])
 
 
-def run_step(step: Step, inputs: list[Labelled], size: dict[int, int],
-             out: np.ndarray | None = None) -> Labelled:
+def run_step(
+    step: Step, inputs: list[Labelled], size: dict[int, int], out: np.ndarray | None = None
+) -> Labelled:
     """Run one step on labelled inputs; write into ``out`` (labelled ``step.output``) if given.
 
     Returns the result and its labels (for an intermediate, the labels may come in another order
@@ -87,8 +88,13 @@ def run_step(step: Step, inputs: list[Labelled], size: dict[int, int],
     return out, step.output
 
 
-def _run_kernel(inputs: list[Labelled], out: np.ndarray, out_labels: tuple[int, ...],
-                summed: tuple[int, ...], size: dict[int, int]) -> None:
+def _run_kernel(
+    inputs: list[Labelled],
+    out: np.ndarray,
+    out_labels: tuple[int, ...],
+    summed: tuple[int, ...],
+    size: dict[int, int],
+) -> None:
     """out[out_labels] = sum over ``summed`` of the product of the inputs, by the Numba kernel."""
     if out.size == 0:
         return
@@ -101,12 +107,25 @@ def _run_kernel(inputs: list[Labelled], out: np.ndarray, out_labels: tuple[int, 
         buf.flags.writeable = False  # one Numba type (readonly) for every input buffer
         buffers.append(buf)
     layout = _kernel_layout(
-        out_labels, summed, (out.shape, out.strides, out.itemsize),
+        out_labels,
+        summed,
+        (out.shape, out.strides, out.itemsize),
         tuple((labels, view.shape, view.strides) for view, labels in inputs),
-        tuple((lab, size[lab]) for lab in out_labels + summed), numba.get_num_threads())
+        tuple((lab, size[lab]) for lab in out_labels + summed),
+        numba.get_num_threads(),
+    )
     offsets, out_off, extents, strides, n_outer, inner_out, n_chunks, n_blocks = layout
-    args = (flat_view(out), out_off, tuple(buffers), offsets, extents, strides, n_outer,
-            inner_out, out.dtype.type(0))
+    args = (
+        flat_view(out),
+        out_off,
+        tuple(buffers),
+        offsets,
+        extents,
+        strides,
+        n_outer,
+        inner_out,
+        out.dtype.type(0),
+    )
     if n_chunks:
         sum_products_parallel(*args, n_chunks, n_blocks)
     else:
@@ -114,8 +133,14 @@ def _run_kernel(inputs: list[Labelled], out: np.ndarray, out_labels: tuple[int, 
 
 
 @lru_cache(maxsize=4096)
-def _kernel_layout(out_labels: tuple[int, ...], summed: tuple[int, ...],
-                   out_geometry: tuple, in_geometry: tuple, sizes: tuple, threads: int) -> tuple:
+def _kernel_layout(
+    out_labels: tuple[int, ...],
+    summed: tuple[int, ...],
+    out_geometry: tuple,
+    in_geometry: tuple,
+    sizes: tuple,
+    threads: int,
+) -> tuple:
     """Everything about a kernel call that depends only on shapes and strides (cached)."""
     size = dict(sizes)
     out_shape, out_strides, item = out_geometry
@@ -133,12 +158,24 @@ def _kernel_layout(out_labels: tuple[int, ...], summed: tuple[int, ...],
     # too few outer rows to share: split the tight (output) dimension into blocks as well
     blocks = min(tight // _MIN_BLOCK, 4 * threads) if inner_out and outer < 4 * threads else 1
     parallel = work >= PARALLEL_MIN_WORK and threads > 1 and (outer > 1 or blocks > 1)
-    return (np.array(offsets, dtype=np.int64), out_off, extents, kstrides, n_outer, inner_out,
-            4 * threads if parallel else 0, max(blocks, 1))
+    return (
+        np.array(offsets, dtype=np.int64),
+        out_off,
+        extents,
+        kstrides,
+        n_outer,
+        inner_out,
+        4 * threads if parallel else 0,
+        max(blocks, 1),
+    )
 
 
-def _run_blas(inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],
-              out: np.ndarray | None) -> Labelled:
+def _run_blas(
+    inputs: list[Labelled],
+    out_labels: tuple[int, ...],
+    size: dict[int, int],
+    out: np.ndarray | None,
+) -> Labelled:
     """A (batched) matrix product through NumPy's matmul (and so the BLAS NumPy links)."""
     (a, la), (b, lb) = inputs
     batch = [lab for lab in la if lab in lb and lab in out_labels]

@@ -5,7 +5,7 @@ Nothing here allocates operand-sized memory or imports Numba.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -13,8 +13,9 @@ from numpy.lib.stride_tricks import as_strided
 __all__ = ["labelled_view", "buffer_geometry", "flat_view", "kernel_dims", "needs_copy"]
 
 
-def labelled_view(arr: np.ndarray, term: Sequence[int], size_dict: dict[int, int]
-                  ) -> tuple[np.ndarray, tuple[int, ...]]:
+def labelled_view(
+    arr: np.ndarray, term: Sequence[int], size_dict: dict[int, int]
+) -> tuple[np.ndarray, tuple[int, ...]]:
     """A view of ``arr`` with one axis per distinct label, broadcast to the full label sizes.
 
     Repeated labels (``'ii'``) become one axis whose stride is the sum of their strides (the
@@ -66,8 +67,9 @@ def needs_copy(arr: np.ndarray) -> bool:
     return any(st % item for st in arr.strides)
 
 
-def buffer_geometry(shape: Sequence[int], strides: Sequence[int], itemsize: int
-                    ) -> tuple[int, tuple[int, ...]]:
+def buffer_geometry(
+    shape: Sequence[int], strides: Sequence[int], itemsize: int
+) -> tuple[int, tuple[int, ...]]:
     """Element offset of element ``[0, ..., 0]`` inside :func:`flat_view`'s buffer, and the
     element strides.
 
@@ -99,14 +101,18 @@ def flat_view(arr: np.ndarray) -> np.ndarray:
         span += (n - 1) * abs(st) // item
     low = arr
     if flips:
-        low = arr[tuple(slice(None, None, -1) if a in flips else slice(None)
-                        for a in range(arr.ndim))]
+        low = arr[
+            tuple(slice(None, None, -1) if a in flips else slice(None) for a in range(arr.ndim))
+        ]
     return as_strided(low, shape=(span,), strides=(item,), writeable=arr.flags.writeable)
 
 
-def kernel_dims(out_labels: Sequence[int], red_labels: Sequence[int],
-                rows: Sequence[dict[int, int]], size_dict: dict[int, int]
-                ) -> tuple[np.ndarray, np.ndarray, int, bool]:
+def kernel_dims(
+    out_labels: Sequence[int],
+    red_labels: Sequence[int],
+    rows: Sequence[dict[int, int]],
+    size_dict: dict[int, int],
+) -> tuple[np.ndarray, np.ndarray, int, bool]:
     """Choose the kernel's loop order and fold adjacent dimensions.
 
     Parameters
@@ -128,6 +134,7 @@ def kernel_dims(out_labels: Sequence[int], red_labels: Sequence[int],
     inner_out : bool
         True when the tight (last) dimension is an output dimension.
     """
+
     def weight(lab: int) -> int:
         return sum(abs(row.get(lab, 0)) for row in rows)
 

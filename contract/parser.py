@@ -14,9 +14,10 @@ Every subscript and shape validation error is raised here, with numpy's exceptio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["Equation", "parse", "label_name", "split_operands"]
 
@@ -106,8 +107,10 @@ def _sublist_labels(sub: Any, where: str) -> list[int | None]:
     try:
         items = list(sub)
     except TypeError:
-        raise TypeError(f"{where}: the subscript list must be a sequence of ints or Ellipsis, "
-                        f"got {type(sub).__name__}") from None
+        raise TypeError(
+            f"{where}: the subscript list must be a sequence of ints or Ellipsis, "
+            f"got {type(sub).__name__}"
+        ) from None
     labels: list[int | None] = []
     for item in items:
         if item is Ellipsis:
@@ -133,11 +136,14 @@ def _string_labels(term: str, where: str) -> list[int | None]:
         c = term[i]
         if c == ".":
             if term[i : i + 3] != "...":
-                raise ValueError(f"einstein sum subscripts string contains a '.' that is not part "
-                                 f"of an ellipsis ('...') in {where}")
+                raise ValueError(
+                    f"einstein sum subscripts string contains a '.' that is not part "
+                    f"of an ellipsis ('...') in {where}"
+                )
             if None in labels:
-                raise ValueError(f"einstein sum subscripts string contains more than one ellipsis "
-                                 f"in {where}")
+                raise ValueError(
+                    f"einstein sum subscripts string contains more than one ellipsis in {where}"
+                )
             labels.append(None)
             i += 3
             continue
@@ -145,8 +151,10 @@ def _string_labels(term: str, where: str) -> list[int | None]:
             i += 1
             continue
         if not (c.isascii() and c.isalpha()):
-            raise ValueError(f"invalid subscript '{c}' in einstein sum subscripts string "
-                             f"({where}), subscripts must be letters")
+            raise ValueError(
+                f"invalid subscript '{c}' in einstein sum subscripts string "
+                f"({where}), subscripts must be letters"
+            )
         labels.append(ord(c))
         i += 1
     return labels
@@ -186,11 +194,15 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
     # ---- split into raw terms -------------------------------------------------------------
     if isinstance(subscripts, str):
         text = subscripts
-        if text.count("->") > 1 or text.count(">") != text.count("->") or (
-            "-" in text.replace("->", "")
+        if (
+            text.count("->") > 1
+            or text.count(">") != text.count("->")
+            or ("-" in text.replace("->", ""))
         ):
-            raise ValueError("einstein sum subscripts string includes output subscripts in a "
-                             "malformed way: use '->' at most once")
+            raise ValueError(
+                "einstein sum subscripts string includes output subscripts in a "
+                "malformed way: use '->' at most once"
+            )
         implicit = "->" not in text
         lhs, _, rhs = text.partition("->")
         raw_terms = [_string_labels(t, f"input term {k}") for k, t in enumerate(lhs.split(","))]
@@ -206,11 +218,15 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
         raise TypeError("einsum(): subscripts must be a string or the sublist form")
 
     if len(raw_terms) < len(shapes):
-        raise ValueError(f"more operands provided to einstein sum function than specified in the "
-                         f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)")
+        raise ValueError(
+            f"more operands provided to einstein sum function than specified in the "
+            f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)"
+        )
     if len(raw_terms) > len(shapes):
-        raise ValueError(f"fewer operands provided to einstein sum function than specified in the "
-                         f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)")
+        raise ValueError(
+            f"fewer operands provided to einstein sum function than specified in the "
+            f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)"
+        )
 
     # ---- expand ellipses ------------------------------------------------------------------
     n_broadcast = 0
@@ -218,16 +234,22 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
         n_named = sum(lab is not None for lab in labels)
         if None in labels:
             if n_named > len(shape):
-                raise ValueError(f"einstein sum subscripts for operand {k} has {n_named} labels "
-                                 f"but the operand has only {len(shape)} dimensions")
+                raise ValueError(
+                    f"einstein sum subscripts for operand {k} has {n_named} labels "
+                    f"but the operand has only {len(shape)} dimensions"
+                )
             n_broadcast = max(n_broadcast, len(shape) - n_named)
         elif n_named != len(shape):
             if n_named < len(shape):
-                raise ValueError(f"operand {k} has more dimensions ({len(shape)}) than subscripts "
-                                 f"given in einstein sum ({n_named}), but no '...' ellipsis "
-                                 f"provided to broadcast the extra dimensions.")
-            raise ValueError(f"einstein sum subscripts for operand {k} has more subscripts "
-                             f"({n_named}) than dimensions in the operand ({len(shape)})")
+                raise ValueError(
+                    f"operand {k} has more dimensions ({len(shape)}) than subscripts "
+                    f"given in einstein sum ({n_named}), but no '...' ellipsis "
+                    f"provided to broadcast the extra dimensions."
+                )
+            raise ValueError(
+                f"einstein sum subscripts for operand {k} has more subscripts "
+                f"({n_named}) than dimensions in the operand ({len(shape)})"
+            )
 
     terms: list[tuple[int, ...]] = []
     for labels, shape in zip(raw_terms, shapes):
@@ -254,16 +276,22 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
                 out.extend(range(n_broadcast))
                 continue
             if lab in out:
-                raise ValueError(f"einstein sum subscripts string includes output subscript "
-                                 f"'{label_name(lab)}' multiple times")
+                raise ValueError(
+                    f"einstein sum subscripts string includes output subscript "
+                    f"'{label_name(lab)}' multiple times"
+                )
             if lab not in counts:
-                raise ValueError(f"einstein sum subscripts string included output subscript "
-                                 f"'{label_name(lab)}' which never appeared in an input")
+                raise ValueError(
+                    f"einstein sum subscripts string included output subscript "
+                    f"'{label_name(lab)}' which never appeared in an input"
+                )
             out.append(lab)
         if None not in raw_out and n_broadcast:
-            raise ValueError(f"output has more dimensions than subscripts given in einstein sum "
-                             f"({n_broadcast} dimensions covered by '...' in the inputs), but no "
-                             f"'...' ellipsis provided to broadcast the extra dimensions.")
+            raise ValueError(
+                f"output has more dimensions than subscripts given in einstein sum "
+                f"({n_broadcast} dimensions covered by '...' in the inputs), but no "
+                f"'...' ellipsis provided to broadcast the extra dimensions."
+            )
         output = tuple(out)
 
     # ---- sizes ----------------------------------------------------------------------------
@@ -272,8 +300,10 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
         seen: dict[int, int] = {}
         for axis, (lab, dim) in enumerate(zip(term, shape)):
             if lab in seen and shape[seen[lab]] != dim:
-                raise ValueError(f"dimensions in operand {k} for collapsing index "
-                                 f"'{label_name(lab)}' don't match ({shape[seen[lab]]} != {dim})")
+                raise ValueError(
+                    f"dimensions in operand {k} for collapsing index "
+                    f"'{label_name(lab)}' don't match ({shape[seen[lab]]} != {dim})"
+                )
             seen.setdefault(lab, axis)
             prev = sizes.get(lab)
             if prev is None or prev == 1:
@@ -281,7 +311,8 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
             elif dim != 1 and dim != prev:
                 raise ValueError(
                     f"operands could not be broadcast together: label '{label_name(lab)}' has size "
-                    f"{dim} in operand {k} (axis {axis}) but size {prev} in an earlier operand")
+                    f"{dim} in operand {k} (axis {axis}) but size {prev} in an earlier operand"
+                )
     for lab in output:
         sizes.setdefault(lab, 1)
     return Equation(tuple(terms), output, tuple(sorted(sizes.items())), implicit)

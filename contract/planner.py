@@ -110,11 +110,17 @@ class Plan:
             "-" * 78,
         ]
         for k, step in enumerate(self.steps):
-            text = (",".join(fmt(names[lab] for lab in t) for t in step.terms) + "->"
-                    + fmt(names[lab] for lab in step.output))
+            text = (
+                ",".join(fmt(names[lab] for lab in t) for t in step.terms)
+                + "->"
+                + fmt(names[lab] for lab in step.output)
+            )
             out_size = math.prod(size[lab] for lab in step.output)
-            how = {"blas": "BLAS (numpy matmul)", "kernel": _kernel_words(step),
-                   "copy": "strided copy"}[step.method]
+            how = {
+                "blas": "BLAS (numpy matmul)",
+                "kernel": _kernel_words(step),
+                "copy": "strided copy",
+            }[step.method]
             lines.append(f"{k:>4}  {text:<32} {step.flops:>10.4g} {out_size:>12}  {how}")
         return "\n".join(lines)
 
@@ -167,9 +173,11 @@ def normalize_optimize(optimize: Any) -> Any:
         return False
     if isinstance(optimize, str):
         if optimize not in opt_einsum.paths._PATH_OPTIONS and optimize != "einsum_path":
-            raise ValueError(f"optimize: unknown path optimizer {optimize!r}; expected a bool, "
-                             f"one of {sorted(opt_einsum.paths._PATH_OPTIONS)}, an explicit path "
-                             f"or an opt_einsum PathOptimizer")
+            raise ValueError(
+                f"optimize: unknown path optimizer {optimize!r}; expected a bool, "
+                f"one of {sorted(opt_einsum.paths._PATH_OPTIONS)}, an explicit path "
+                f"or an opt_einsum PathOptimizer"
+            )
         return optimize
     if isinstance(optimize, opt_einsum.paths.PathOptimizer):
         return optimize
@@ -182,12 +190,15 @@ def normalize_optimize(optimize: Any) -> Any:
         try:
             return tuple(tuple(int(i) for i in pair) for pair in items)
         except (TypeError, ValueError):
-            raise TypeError(f"optimize: an explicit path must be a sequence of tuples of ints, "
-                            f"got {optimize!r}") from None
+            raise TypeError(
+                f"optimize: an explicit path must be a sequence of tuples of ints, got {optimize!r}"
+            ) from None
     if callable(optimize):
         return optimize
-    raise TypeError(f"optimize: expected a bool, a path optimizer name, an explicit path or a "
-                    f"PathOptimizer, got {type(optimize).__name__}")
+    raise TypeError(
+        f"optimize: expected a bool, a path optimizer name, an explicit path or a "
+        f"PathOptimizer, got {type(optimize).__name__}"
+    )
 
 
 def _distinct(term: tuple[int, ...]) -> tuple[int, ...]:
@@ -205,8 +216,9 @@ def _flops(terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int
     return overall * max(1, len(terms) - 1 + int(inner))
 
 
-def _gemm_shape(a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...],
-                size: dict[int, int]) -> tuple[int, int, int, int] | None:
+def _gemm_shape(
+    a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...], size: dict[int, int]
+) -> tuple[int, int, int, int] | None:
     """(batch, m, n, k) sizes if the pair step is a (batched) matrix product, else None."""
     sa, sb, so = set(a), set(b), set(out)
     if (sa - sb - so) or (sb - sa - so):
@@ -221,8 +233,9 @@ def _gemm_shape(a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...],
     return batch, m, n, math.prod(size[lab] for lab in k)
 
 
-def _choose_method(terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int],
-                   dtype: np.dtype) -> str:
+def _choose_method(
+    terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int], dtype: np.dtype
+) -> str:
     if len(terms) == 1:
         return "kernel" if set(terms[0]) - set(output) else "copy"
     if len(terms) == 2 and dtype.kind in "fc":
@@ -242,8 +255,13 @@ def _intermediate_order(terms: list[tuple[int, ...]], keep: set[int]) -> tuple[i
     return tuple(out)
 
 
-def make_plan(eq: Equation, dtype: np.dtype, optimize: Any = "auto",
-              memory_limit: Any = None, use_blas: bool = True) -> Plan:
+def make_plan(
+    eq: Equation,
+    dtype: np.dtype,
+    optimize: Any = "auto",
+    memory_limit: Any = None,
+    use_blas: bool = True,
+) -> Plan:
     """Plan an equation (cached for hashable ``optimize`` values).
 
     Parameters
@@ -271,13 +289,15 @@ def make_plan(eq: Equation, dtype: np.dtype, optimize: Any = "auto",
 
 
 @lru_cache(maxsize=1024)
-def _make_plan_cached(eq: Equation, dtype: str, optimize: Any, memory_limit: Any,
-                      use_blas: bool) -> Plan:
+def _make_plan_cached(
+    eq: Equation, dtype: str, optimize: Any, memory_limit: Any, use_blas: bool
+) -> Plan:
     return _make_plan(eq, dtype, optimize, memory_limit, use_blas)
 
 
-def _opt_einsum_path(eq: Equation, terms: list[tuple[int, ...]], optimize: Any,
-                     memory_limit: Any) -> list[tuple[int, ...]]:
+def _opt_einsum_path(
+    eq: Equation, terms: list[tuple[int, ...]], optimize: Any, memory_limit: Any
+) -> list[tuple[int, ...]]:
     n = len(terms)
     if n == 1:
         return [(0,)]
@@ -287,16 +307,21 @@ def _opt_einsum_path(eq: Equation, terms: list[tuple[int, ...]], optimize: Any,
         return [tuple(p) for p in optimize]
     names = _symbol_names(eq)
     size = eq.size_dict
-    text = (",".join("".join(names[lab] for lab in t) for t in terms) + "->"
-            + "".join(names[lab] for lab in eq.output))
+    text = (
+        ",".join("".join(names[lab] for lab in t) for t in terms)
+        + "->"
+        + "".join(names[lab] for lab in eq.output)
+    )
     shapes = [tuple(size[lab] for lab in t) for t in terms]
-    path, _ = opt_einsum.contract_path(text, *shapes, shapes=True, optimize=optimize,
-                                       memory_limit=memory_limit)
+    path, _ = opt_einsum.contract_path(
+        text, *shapes, shapes=True, optimize=optimize, memory_limit=memory_limit
+    )
     return [tuple(p) for p in path]
 
 
-def _make_plan(eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any,
-               use_blas: bool) -> Plan:
+def _make_plan(
+    eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any, use_blas: bool
+) -> Plan:
     dtype = np.dtype(dtype_char)
     size = eq.size_dict
     terms = [_distinct(t) for t in eq.terms]
@@ -313,8 +338,9 @@ def _make_plan(eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any,
             del work[p]
         if k == len(path) - 1:
             if work:
-                raise ValueError(f"optimize: the explicit path leaves {len(work)} operand(s) "
-                                 f"uncontracted")
+                raise ValueError(
+                    f"optimize: the explicit path leaves {len(work)} operand(s) uncontracted"
+                )
             output = eq.output
             largest = max(largest, math.prod(size[lab] for lab in output))
         else:
@@ -322,12 +348,21 @@ def _make_plan(eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any,
             output = _intermediate_order(picked, keep)
             largest = max(largest, math.prod(size[lab] for lab in output))
         method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
-        steps.append(Step(tuple(positions), tuple(picked), output, method,
-                          _flops(picked, output, size)))
+        steps.append(
+            Step(tuple(positions), tuple(picked), output, method, _flops(picked, output, size))
+        )
         work.append(output)
-    name = optimize if isinstance(optimize, str) else (
-        "explicit path" if isinstance(optimize, tuple) else
-        "none (single fused loop)" if optimize is False else type(optimize).__name__)
+    name = (
+        optimize
+        if isinstance(optimize, str)
+        else (
+            "explicit path"
+            if isinstance(optimize, tuple)
+            else "none (single fused loop)"
+            if optimize is False
+            else type(optimize).__name__
+        )
+    )
     return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
 
 
@@ -335,11 +370,14 @@ def _check_path(path: list[tuple[int, ...]], n: int) -> None:
     """Validate an explicit contraction path before anything runs."""
     remaining = n
     for positions in path:
-        if not positions or len(set(positions)) != len(positions) or any(
-            not 0 <= p < remaining for p in positions
+        if (
+            not positions
+            or len(set(positions)) != len(positions)
+            or any(not 0 <= p < remaining for p in positions)
         ):
-            raise ValueError(f"optimize: invalid contraction {positions!r} in path {path!r} for "
-                             f"{n} operands")
+            raise ValueError(
+                f"optimize: invalid contraction {positions!r} in path {path!r} for {n} operands"
+            )
         remaining = remaining - len(positions) + 1
     if remaining != 1:
         raise ValueError(f"optimize: path {path!r} does not contract all {n} operands into one")

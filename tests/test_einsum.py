@@ -28,9 +28,15 @@ def equations(draw, max_operands=4, allow_zero=True):
         term = "".join(labels)
         if ell is not None:
             n_ell = draw(st.integers(0, len(ell)))
-            ell_shape = list(ell[len(ell) - n_ell:])
-            ell_shape = [1 if draw(st.booleans()) and d > 1 and len(ell_shape) > 0 else d
-                         for d in ell_shape] if draw(st.booleans()) else ell_shape
+            ell_shape = list(ell[len(ell) - n_ell :])
+            ell_shape = (
+                [
+                    1 if draw(st.booleans()) and d > 1 and len(ell_shape) > 0 else d
+                    for d in ell_shape
+                ]
+                if draw(st.booleans())
+                else ell_shape
+            )
             pos = draw(st.integers(0, len(labels)))
             term = term[:pos] + "..." + term[pos:]
             shape = shape[:pos] + ell_shape + shape[pos:]
@@ -77,8 +83,7 @@ def test_matches_numpy(eq, dtype, layouts, optimize, seed):
     assert type(result) is type(expected)
 
 
-@given(eq=equations(max_operands=3), seed=st.integers(0, 2**16),
-       use_blas=st.booleans())
+@given(eq=equations(max_operands=3), seed=st.integers(0, 2**16), use_blas=st.booleans())
 def test_contract_and_expression_match_numpy(eq, seed, use_blas):
     subscripts, shapes = eq
     rng = np.random.default_rng(seed)
@@ -91,10 +96,12 @@ def test_contract_and_expression_match_numpy(eq, seed, use_blas):
     assert_matches(expr(*ops), expected)
 
 
-@given(eq=equations(max_operands=3, allow_zero=False),
-       out_dtype=st.sampled_from([np.float64, np.complex128, np.float32]),
-       layout=st.sampled_from(["C", "F", "sliced", "negative"]),
-       seed=st.integers(0, 2**16))
+@given(
+    eq=equations(max_operands=3, allow_zero=False),
+    out_dtype=st.sampled_from([np.float64, np.complex128, np.float32]),
+    layout=st.sampled_from(["C", "F", "sliced", "negative"]),
+    seed=st.integers(0, 2**16),
+)
 def test_out_argument(eq, out_dtype, layout, seed):
     subscripts, shapes = eq
     rng = np.random.default_rng(seed)
@@ -139,10 +146,13 @@ def test_sublist_form_matches_string_form():
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
     np.testing.assert_allclose(contract.einsum(a, [0, 1], b, [1, 2], [0, 2]), a @ b)
-    np.testing.assert_allclose(contract.einsum(a, [0, 1], b, [1, 2]), np.einsum(a, [0, 1], b, [1, 2]))
+    np.testing.assert_allclose(
+        contract.einsum(a, [0, 1], b, [1, 2]), np.einsum(a, [0, 1], b, [1, 2])
+    )
     x = rng.standard_normal((2, 3, 4))
-    np.testing.assert_allclose(contract.einsum(x, [Ellipsis, 1], [1, Ellipsis]),
-                               np.einsum(x, [Ellipsis, 1], [1, Ellipsis]))
+    np.testing.assert_allclose(
+        contract.einsum(x, [Ellipsis, 1], [1, Ellipsis]), np.einsum(x, [Ellipsis, 1], [1, Ellipsis])
+    )
 
 
 def test_wide_sublist_labels_beyond_52():
@@ -228,13 +238,13 @@ def test_integer_overflow_wraps_like_numpy():
     a = np.full(1000, 100, dtype=np.int8)
     assert contract.einsum("i,i", a, a) == np.einsum("i,i", a, a)
     b = np.full(10, 2**62, dtype=np.int64)
-    assert contract.einsum("i,i", b, np.full(10, 4, np.int64)) == np.einsum("i,i", b, np.full(10, 4, np.int64))
+    c = np.full(10, 4, np.int64)
+    assert contract.einsum("i,i", b, c) == np.einsum("i,i", b, c)
 
 
 def test_einsum_path_numpy_form():
     a, b, c = np.ones((2, 30)), np.ones((30, 40)), np.ones((40, 5))
     path, report = contract.einsum_path("ij,jk,kl->il", a, b, c)
     assert path[0] == "einsum_path" and len(path) == 3
-    np.testing.assert_allclose(contract.einsum("ij,jk,kl->il", a, b, c, optimize=path),
-                               a @ b @ c)
+    np.testing.assert_allclose(contract.einsum("ij,jk,kl->il", a, b, c, optimize=path), a @ b @ c)
     assert "runs as" in report

@@ -32,8 +32,17 @@ def _kernel_args(subscripts, arrays):
         offs.append(off)
     extents, strides, n_outer, inner_out = kernel_dims(eq.output, summed, rows, size)
     out_buf, out_off = flat_view(out), 0
-    return out, (out_buf, out_off, tuple(bufs), np.array(offs, dtype=np.int64), extents, strides,
-                 n_outer, inner_out, out.dtype.type(0))
+    return out, (
+        out_buf,
+        out_off,
+        tuple(bufs),
+        np.array(offs, dtype=np.int64),
+        extents,
+        strides,
+        n_outer,
+        inner_out,
+        out.dtype.type(0),
+    )
 
 
 CASES = [
@@ -91,7 +100,8 @@ def test_kernel_reads_negative_and_zero_strides():
 def test_specializations_are_bounded():
     """One compile per (dtype, operand count): never per equation, shape or layout."""
     rng = np.random.default_rng(8)
-    for subscripts, shapes in CASES + [("ij,jk->ki", [(5, 6), (6, 7)]), ("ab,bc->ac", [(3, 3)] * 2)]:
+    more = [("ij,jk->ki", [(5, 6), (6, 7)]), ("ab,bc->ac", [(3, 3)] * 2)]
+    for subscripts, shapes in CASES + more:
         for layout in ("C", "F"):
             arrays = [np.asarray(rng.integers(0, 5, s), order=layout) for s in shapes]
             contract.einsum(subscripts, *arrays, optimize=False)

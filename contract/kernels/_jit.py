@@ -24,8 +24,9 @@ FASTMATH = {"reassoc", "contract"}
 
 def _cache_is_writable() -> bool:
     """True when Numba can write its cache for this package (its own dir or NUMBA_CACHE_DIR)."""
-    target = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(os.path.dirname(__file__),
-                                                                "__pycache__")
+    target = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
+        os.path.dirname(__file__), "__pycache__"
+    )
     try:
         os.makedirs(target, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target):
@@ -42,9 +43,12 @@ def _cache_wanted() -> bool:
         return False
     if _cache_is_writable():
         return True
-    warnings.warn("contract: no writable Numba cache directory (set NUMBA_CACHE_DIR to enable the "
-                  "on-disk cache); kernels will be compiled in every process", RuntimeWarning,
-                  stacklevel=2)
+    warnings.warn(
+        "contract: no writable Numba cache directory (set NUMBA_CACHE_DIR to enable the "
+        "on-disk cache); kernels will be compiled in every process",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return False
 
 
@@ -53,7 +57,11 @@ CACHE_ENABLED = _cache_wanted()
 
 def jit(func):
     """Compile a serial kernel (nopython, cached, reassociation-only fastmath)."""
-    return numba.njit(cache=CACHE_ENABLED, fastmath=FASTMATH, nogil=True, )(func)
+    return numba.njit(
+        cache=CACHE_ENABLED,
+        fastmath=FASTMATH,
+        nogil=True,
+    )(func)
 
 
 def jit_parallel(func):

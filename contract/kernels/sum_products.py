@@ -13,12 +13,18 @@ Dimension layout (decided by the planner, see ``layout.kernel_dims``):
 * ``dims[0:n_outer]`` are *outer output* dimensions; their flattened range is split across threads
   (``prange``), so threads never write the same output element;
 * ``dims[n_outer:nd-1]`` are *middle* dimensions, walked with an odometer per output element;
-* ``dims[nd-1]`` is the *tight* loop (the planner adds a dimension of extent 1 if none is left). If ``inner_out`` is false it is a summed dimension and the
-  sum is accumulated in a local variable; if true it is an output dimension and partial sums are
-  accumulated in the output row (which is zeroed first), with all middle dimensions summed.
+* ``dims[nd-1]`` is the *tight* loop (the planner adds a dimension of extent 1 if none is
+  left). If ``inner_out`` is false it is a summed dimension and the sum is accumulated in a local
+  variable; if true it is an output dimension and partial sums are accumulated in the output row
+  (the first middle step stores, later ones add), with all middle dimensions summed. The parallel
+  variant may also split the tight output dimension into blocks when there are few outer rows.
 
-``zero`` is a zero of the output dtype (it types the accumulator). For each output element the order of accumulation is fixed by the layout alone, so serial and
-parallel runs, and runs on any number of threads, give bit-identical results.
+Operands that do not move along the tight dimension are hoisted out of it as one factor, and
+unit-stride tight loops take a contiguous path that LLVM vectorizes.
+
+``zero`` is a zero of the output dtype (it types the accumulator). For each output element the
+order of accumulation is fixed by the layout alone, so serial and parallel runs, and runs on any
+number of threads, give bit-identical results.
 """
 
 from __future__ import annotations
@@ -142,8 +148,9 @@ def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
 
 
 @jit
-def _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out,
-               zero):
+def _run_range(
+    start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero
+):
     """Compute output elements ``start..stop-1`` of the flattened outer range (tight sub-range
     ``t0..t1`` when the tight dimension is an output one)."""
     nops = len(ops)
@@ -184,8 +191,9 @@ def _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n
             idx[d] = 0
         for m in range(n_mid):
             if inner_out:
-                _tight_into_out(out, pos, so, ops, strides, last, t0, t1, m == 0, n_vary, vary,
-                                zero)
+                _tight_into_out(
+                    out, pos, so, ops, strides, last, t0, t1, m == 0, n_vary, vary, zero
+                )
             else:
                 acc = _tight_sum(acc, pos, ops, strides, last, n_tight, n_vary, vary, zero)
             # odometer over the middle dims (last middle dim fastest)
@@ -222,13 +230,27 @@ def sum_products_serial(out, out_off, ops, offs, extents, strides, n_outer, inne
     total = 1
     for d in range(n_outer):
         total *= extents[d]
-    _run_range(0, total, 0, extents[-1], out, out_off, ops, offs, extents, strides, n_outer,
-               inner_out, zero)
+    _run_range(
+        0,
+        total,
+        0,
+        extents[-1],
+        out,
+        out_off,
+        ops,
+        offs,
+        extents,
+        strides,
+        n_outer,
+        inner_out,
+        zero,
+    )
 
 
 @jit_parallel
-def sum_products_parallel(out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero,
-                          n_chunks, n_blocks):
+def sum_products_parallel(
+    out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero, n_chunks, n_blocks
+):
     """Run one einsum step with ``prange`` over ``n_chunks`` chunks of the outer output range
     times ``n_blocks`` blocks of the tight dimension (blocks only when it is an output one)."""
     total = 1
@@ -244,8 +266,9 @@ def sum_products_parallel(out, out_off, ops, offs, extents, strides, n_outer, in
         stop = (chunk + 1) * total // n_chunks
         t0 = block * n_tight // n_blocks
         t1 = (block + 1) * n_tight // n_blocks
-        _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer,
-                   inner_out, zero)
+        _run_range(
+            start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero
+        )
 
 
 KERNELS = (sum_products_serial, sum_products_parallel)
