@@ -1,0 +1,583 @@
+"""The one table of benchmark cases that drives asv, ``python -m contract compare`` and tests.
+
+Each :class:`BenchCase` names an einsum equation, its operand shapes, the dtypes it is meaningful
+for, and (for matrix products) a ``numpy.matmul`` formulation used as an extra baseline. Operands
+are built deterministically from a seed derived from the case name, so every run, every process
+and every tool sees the same numbers. FLOP counts come from opt_einsum's cost model (the optimal
+path's cost, which for a pairwise GEMM is ``2 * prod(all label sizes)``), scaled by 4 for complex
+dtypes (a complex multiply-add is 8 real flops); bytes moved are the operands' plus the output's.
+
+Sizes are chosen so that one call of a good engine takes roughly 0.05-50 ms on a 2-core machine;
+the ``tiny`` category measures per-call overhead instead.
+
+This module itself needs only numpy and opt_einsum; it never calls the engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import opt_einsum
+
+__all__ = [
+    "ALL_DTYPES",
+    "CASES",
+    "CATEGORIES",
+    "BenchCase",
+    "check_result",
+    "get_case",
+    "select",
+    "tolerance",
+]
+
+#: Every dtype a case may run for, in display order.
+ALL_DTYPES: tuple[str, ...] = ("float64", "float32", "complex128", "int64")
+
+#: Categories, in display order, with a one-line description each.
+CATEGORIES: dict[str, str] = {
+    "gemm": "GEMM-shaped 2-D products (matrix-matrix, matrix-vector, dot)",
+    "ttgt": "higher-rank GEMM-like contractions needing transposes (TTGT/TCCG style)",
+    "batched": "batched matrix products (explicit and ellipsis batch axes)",
+    "elementwise": "Hadamard products and reductions (memory bound)",
+    "diagonal": "diagonals and traces (repeated labels)",
+    "outer": "outer products (write bound)",
+    "network": "multi-operand chains and tensor networks (3-7 operands)",
+    "jacobian": "generalized-Jacobian chains with tall/wide factors",
+    "tiny": "tiny operands (axes of 2-8): per-call overhead",
+}
+
+_FLOAT = ("float64", "float32")
+_REAL_COMPLEX = ("float64", "float32", "complex128")
+_ALL = ALL_DTYPES
+
+#: A baseline whose predicted cost exceeds this many opt_einsum cost units (multiply-adds
+#: counted as 2) is expected to take over ~2 s in numpy's naive einsum loop.
+_NAIVE_UNITS_PER_SECOND = 1.0e9
+
+
+def _chain(*arrays: np.ndarray) -> np.ndarray:
+    """Left-to-right matrix chain ``a @ b @ c ...``, the way a user writes it."""
+    return functools.reduce(np.matmul, arrays)
+
+
+def _trace_chain(*arrays: np.ndarray) -> np.ndarray:
+    """Trace of a left-to-right matrix chain."""
+    return np.trace(_chain(*arrays))
+
+
+def _matmul_bt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b.T`` (the NT GEMM)."""
+    return a @ b.T
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One benchmark case: an einsum equation with operand shapes.
+
+    Parameters
+    ----------
+    name : str
+        Unique identifier, ``[a-z0-9_]`` only (used in asv parameter names and ``--filter``).
+    category : str
+        One of :data:`CATEGORIES`.
+    subscripts : str
+        The einsum equation, in explicit form (``'ij,jk->ik'``).
+    shapes : tuple of tuple of int
+        One shape per operand.
+    dtypes : tuple of str
+        The dtypes this case runs for (a subset of :data:`ALL_DTYPES`).
+    quick : bool
+        Part of the ``--quick`` subset (each quick case runs for its first dtype only).
+    matmul : callable or None
+        ``matmul(*operands)`` computing the same result with ``numpy.matmul``; ``None`` when
+        the case is not a matrix product.
+    layout : {'C', 'F', 'strided'}
+        Memory layout of the operands: C order, Fortran order, or every other element of the
+        last axis of a twice-as-wide C array (non-unit strides).
+    heavy : bool
+        Checking this case against numpy takes long; tests mark it slow.
+    note : str
+        Why the case is here, shown in ``--json`` output.
+
+    Examples
+    --------
+    >>> case = get_case("gemm_square")
+    >>> case.subscripts, case.shapes
+    ('ij,jk->ik', ((256, 256), (256, 256)))
+    >>> case.flops("float64") == 2 * 256**3
+    True
+    >>> [op.shape for op in case.make_operands("float64")]
+    [(256, 256), (256, 256)]
+    """
+
+    name: str
+    category: str
+    subscripts: str
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...] = ("float64",)
+    quick: bool = False
+    matmul: Callable[..., np.ndarray] | None = field(default=None, compare=False)
+    layout: str = "C"
+    heavy: bool = False
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9_]+", self.name):
+            raise ValueError(f"bench case name {self.name!r} must match [a-z0-9_]+")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"bench case {self.name!r}: unknown category {self.category!r}")
+        unknown = set(self.dtypes) - set(ALL_DTYPES)
+        if unknown or not self.dtypes:
+            raise ValueError(f"bench case {self.name!r}: bad dtypes {self.dtypes!r}")
+        if self.layout not in ("C", "F", "strided"):
+            raise ValueError(f"bench case {self.name!r}: bad layout {self.layout!r}")
+        n_terms = len(self.subscripts.split("->")[0].split(","))
+        if n_terms != len(self.shapes):
+            raise ValueError(
+                f"bench case {self.name!r}: {n_terms} terms but {len(self.shapes)} shapes"
+            )
+
+    # ------------------------------------------------------------------ derived data
+    @property
+    def is_matmul(self) -> bool:
+        """Whether a ``numpy.matmul`` baseline applies."""
+        return self.matmul is not None
+
+    @property
+    def n_operands(self) -> int:
+        """Number of operands."""
+        return len(self.shapes)
+
+    @functools.cached_property
+    def path_info(self) -> opt_einsum.contract.PathInfo:
+        """opt_einsum's path report for this case (optimize='optimal' up to 4 operands)."""
+        kind = "optimal" if self.n_operands <= 4 else "dp"
+        _, info = opt_einsum.contract_path(
+            self.subscripts, *self.shapes, shapes=True, optimize=kind
+        )
+        return info
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the result."""
+        info = self.path_info
+        return tuple(int(info.size_dict[label]) for label in info.output_subscript)
+
+    def flops(self, dtype: str | np.dtype = "float64") -> int:
+        """Real floating-point (or integer) operations of the optimal path.
+
+        Parameters
+        ----------
+        dtype : str or numpy.dtype
+            Complex dtypes count 4 real operations per complex one.
+
+        Returns
+        -------
+        int
+            opt_einsum's cost of the cheaper of the optimal path and the single naive loop
+            (for one-operand reductions opt_einsum's path cost counts each element twice),
+            times 4 for complex dtypes.
+        """
+        scale = 4 if np.dtype(dtype).kind == "c" else 1
+        info = self.path_info
+        return int(min(info.opt_cost, info.naive_cost)) * scale
+
+    def naive_flops(self) -> int:
+        """opt_einsum's cost of a single loop over every label (numpy ``optimize=False``)."""
+        return int(self.path_info.naive_cost)
+
+    def numpy_cost(self, optimize: bool) -> int:
+        """Predicted cost (opt_einsum units) of ``numpy.einsum(..., optimize=optimize)``.
+
+        Parameters
+        ----------
+        optimize : bool
+            ``False``: one naive loop. ``True``: numpy's greedy path with its default memory
+            limit (the largest operand), which for some networks degenerates to the naive loop.
+
+        Returns
+        -------
+        int
+            The cost of the path numpy would take.
+        """
+        if not optimize or self.n_operands == 1:
+            return self.naive_flops()
+        dummies = [np.broadcast_to(np.zeros((), dtype=np.float64), s) for s in self.shapes]
+        path = np.einsum_path(self.subscripts, *dummies, optimize=True)[0]
+        _, info = opt_einsum.contract_path(
+            self.subscripts, *self.shapes, shapes=True, optimize=path[1:]
+        )
+        return int(info.opt_cost)
+
+    def predicted_numpy_seconds(self, optimize: bool) -> float:
+        """A pessimistic guess of one ``numpy.einsum`` call's time, to skip hopeless baselines.
+
+        Parameters
+        ----------
+        optimize : bool
+            As for :meth:`numpy_cost`.
+
+        Returns
+        -------
+        float
+            Seconds, assuming numpy's naive loop runs 1e9 cost units per second; paths that
+            pair operands are assumed to be BLAS fast (returns 0.0).
+        """
+        cost = self.numpy_cost(optimize)
+        if optimize and cost < self.naive_flops():
+            return 0.0
+        return cost / _NAIVE_UNITS_PER_SECOND
+
+    def bytes_moved(self, dtype: str | np.dtype = "float64") -> int:
+        """Bytes of all operands plus the output, at ``dtype``.
+
+        Parameters
+        ----------
+        dtype : str or numpy.dtype
+            Element type.
+
+        Returns
+        -------
+        int
+            ``itemsize * (elements read + output size)``, where an operand with a repeated
+            label (a diagonal) is read only on that diagonal.
+        """
+        itemsize = np.dtype(dtype).itemsize
+        info = self.path_info
+        elements = int(np.prod(self.output_shape))
+        for term in info.input_subscripts.split(","):
+            elements += int(np.prod([int(info.size_dict[label]) for label in set(term)]))
+        return itemsize * elements
+
+    @property
+    def seed(self) -> int:
+        """Seed of the operand generator, derived from the name (stable across processes)."""
+        return zlib.crc32(self.name.encode())
+
+    def make_operands(self, dtype: str | np.dtype) -> list[np.ndarray]:
+        """Build this case's operands deterministically.
+
+        Parameters
+        ----------
+        dtype : str or numpy.dtype
+            Floats are uniform in [-1, 1); complex numbers have uniform real and imaginary
+            parts; integers are uniform in [-3, 3].
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One array per operand, in :attr:`layout`.
+
+        Raises
+        ------
+        ValueError
+            If ``dtype`` is not one of the case's :attr:`dtypes`.
+        """
+        dt = np.dtype(dtype)
+        if dt.name not in self.dtypes:
+            raise ValueError(f"bench case {self.name!r} does not run for dtype {dt.name}")
+        rng = np.random.default_rng(self.seed)
+        operands = []
+        for shape in self.shapes:
+            full = tuple(shape[:-1]) + (2 * shape[-1],) if self.layout == "strided" else shape
+            if dt.kind in "iu":
+                arr = rng.integers(-3, 4, size=full).astype(dt)
+            elif dt.kind == "c":
+                arr = (rng.uniform(-1, 1, full) + 1j * rng.uniform(-1, 1, full)).astype(dt)
+            else:
+                arr = rng.uniform(-1, 1, full).astype(dt)
+            if self.layout == "F":
+                arr = np.asfortranarray(arr)
+            elif self.layout == "strided":
+                arr = arr[..., ::2]
+            operands.append(arr)
+        return operands
+
+    def reference(self, operands: Sequence[np.ndarray]) -> np.ndarray:
+        """The correct result: ``numpy.einsum`` along opt_einsum's path.
+
+        Parameters
+        ----------
+        operands : sequence of numpy.ndarray
+            From :meth:`make_operands`.
+
+        Returns
+        -------
+        numpy.ndarray
+            numpy's answer (an explicit path avoids numpy's slow naive loop on big networks).
+        """
+        path = ["einsum_path", *self.path_info.path]
+        return np.asarray(np.einsum(self.subscripts, *operands, optimize=path))
+
+
+def tolerance(dtype: str | np.dtype) -> tuple[float, float]:
+    """Relative and (max-scaled) absolute tolerance used to check results of ``dtype``.
+
+    Parameters
+    ----------
+    dtype : str or numpy.dtype
+        Result dtype.
+
+    Returns
+    -------
+    tuple of float
+        ``(rtol, atol_scale)``; the absolute tolerance is ``atol_scale * max(|expected|)``, so
+        entries that cancel to near zero are judged against the result's scale. Integers: exact.
+    """
+    dt = np.dtype(dtype)
+    if dt.kind in "iub":
+        return 0.0, 0.0
+    if dt in (np.float32, np.complex64):
+        return 1e-4, 1e-4
+    if dt == np.float16:
+        return 1e-2, 1e-2
+    return 1e-9, 1e-10
+
+
+def check_result(result: object, expected: np.ndarray) -> str | None:
+    """Compare an engine's result with the reference.
+
+    Parameters
+    ----------
+    result : array_like
+        The engine's answer.
+    expected : numpy.ndarray
+        The reference (:meth:`BenchCase.reference`).
+
+    Returns
+    -------
+    str or None
+        ``None`` when the result is right, else a short description of what is wrong.
+
+    Examples
+    --------
+    >>> check_result(np.array([1.0, 2.0]), np.array([1.0, 2.0])) is None
+    True
+    >>> check_result(np.array([1, 3]), np.array([1, 2]))
+    'max abs error 1 (1 of 2 elements differ)'
+    """
+    got = np.asarray(result)
+    if got.shape != expected.shape:
+        return f"shape {got.shape}, expected {expected.shape}"
+    if got.dtype != expected.dtype:
+        return f"dtype {got.dtype}, expected {expected.dtype}"
+    if expected.size == 0:
+        return None
+    rtol, atol_scale = tolerance(expected.dtype)
+    if rtol == 0.0:
+        bad = got != expected
+    else:
+        atol = atol_scale * float(np.max(np.abs(expected)))
+        bad = ~np.isclose(got, expected, rtol=rtol, atol=atol, equal_nan=True)
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad == 0:
+        return None
+    with np.errstate(all="ignore"):
+        err = np.max(np.abs(got.astype(np.complex128) - expected.astype(np.complex128)))
+    err_text = f"{int(err)}" if rtol == 0.0 else f"{err:.3g}"
+    return f"max abs error {err_text} ({n_bad} of {expected.size} elements differ)"
+
+
+def _c(name: str, category: str, subscripts: str, *shapes: tuple[int, ...], **kw) -> BenchCase:
+    return BenchCase(name, category, subscripts, tuple(tuple(s) for s in shapes), **kw)
+
+
+#: The table. Order is display order.
+# fmt: off
+CASES: tuple[BenchCase, ...] = (
+    # --- GEMM-shaped 2-D -------------------------------------------------------------------
+    _c("gemm_square", "gemm", "ij,jk->ik", (256, 256), (256, 256),
+       dtypes=_ALL, quick=True, matmul=np.matmul),
+    _c("gemm_nt", "gemm", "ij,kj->ik", (384, 256), (320, 256),
+       dtypes=_REAL_COMPLEX, matmul=_matmul_bt, note="A @ B.T"),
+    _c("gemm_tall_skinny", "gemm", "ij,jk->ik", (20000, 64), (64, 32),
+       dtypes=_FLOAT, matmul=np.matmul),
+    _c("gemm_fortran", "gemm", "ij,jk->ik", (300, 200), (200, 250),
+       dtypes=("float64",), layout="F", matmul=np.matmul, note="Fortran-ordered operands"),
+    _c("gemm_strided", "gemm", "ij,jk->ik", (300, 200), (200, 250),
+       dtypes=("float64",), layout="strided", matmul=np.matmul,
+       note="operands with a stride-2 last axis"),
+    _c("matvec", "gemm", "ij,j->i", (2000, 2000), (2000,),
+       dtypes=_ALL, matmul=np.matmul, note="memory bound GEMV"),
+    _c("dot", "gemm", "i,i->", (1_000_000,), (1_000_000,),
+       dtypes=_FLOAT, matmul=np.matmul),
+    # --- TTGT / TCCG higher-rank contractions ------------------------------------------
+    _c("ttgt_aebd_ce", "ttgt", "aebd,ce->dcba", (32, 64, 32, 32), (32, 64),
+       dtypes=_FLOAT, quick=True, note="TCCG: output fully permuted"),
+    _c("ttgt_abcd_dbef", "ttgt", "abcd,dbef->aecf", (24, 20, 24, 20), (20, 20, 24, 24),
+       dtypes=_REAL_COMPLEX, note="TCCG: two contracted labels, interleaved free labels"),
+    _c("ttm_last", "ttgt", "abc,cd->abd", (64, 64, 128), (128, 96),
+       dtypes=_FLOAT, matmul=np.matmul, note="tensor-times-matrix on the last mode"),
+    _c("ttm_first", "ttgt", "abc,ad->bcd", (128, 64, 64), (128, 96),
+       dtypes=_FLOAT, note="tensor-times-matrix on the first mode"),
+    _c("ttgt_abc_bda", "ttgt", "abc,bda->dc", (48, 64, 96), (64, 80, 48),
+       dtypes=("float64", "int64"), note="two contracted labels in different orders"),
+    # --- batched matmul ----------------------------------------------------------------
+    _c("bmm", "batched", "bij,bjk->bik", (64, 64, 64), (64, 64, 64),
+       dtypes=_ALL, quick=True, matmul=np.matmul),
+    _c("bmm_ellipsis", "batched", "...ij,...jk->...ik", (8, 8, 32, 48), (8, 8, 48, 32),
+       dtypes=_REAL_COMPLEX, matmul=np.matmul),
+    _c("bmm_many_small", "batched", "bij,bjk->bik", (20000, 3, 3), (20000, 3, 3),
+       dtypes=("float64",), matmul=np.matmul, note="many 3x3 products"),
+    _c("bmm_broadcast", "batched", "bij,jk->bik", (64, 128, 96), (96, 80),
+       dtypes=_FLOAT, matmul=np.matmul, note="batch on one operand only"),
+    _c("batched_dot", "batched", "bi,bi->b", (4000, 256), (4000, 256),
+       dtypes=_FLOAT, note="row-wise dot products"),
+    # --- Hadamard and reductions ---------------------------------------------------------
+    _c("hadamard", "elementwise", "ij,ij->ij", (1000, 1000), (1000, 1000),
+       dtypes=_ALL, quick=True),
+    _c("hadamard_rowsum", "elementwise", "ij,ij->i", (1000, 1000), (1000, 1000),
+       dtypes=_ALL),
+    _c("hadamard_full", "elementwise", "ij,ij->", (1000, 1000), (1000, 1000),
+       dtypes=("float64",), note="Frobenius inner product"),
+    _c("hadamard3", "elementwise", "ij,ij,ij->ij", (1000, 1000), (1000, 1000), (1000, 1000),
+       dtypes=("float64",)),
+    _c("reduce_ijk_i", "elementwise", "ijk->i", (200, 200, 200),
+       dtypes=("float64", "float32", "int64"), quick=True),
+    _c("reduce_ijk_k", "elementwise", "ijk->k", (200, 200, 200), dtypes=("float64",),
+       note="reduction over the outer axes"),
+    _c("reduce_all", "elementwise", "ij->", (2000, 1000), dtypes=_ALL),
+    # --- diagonal / trace ----------------------------------------------------------------
+    _c("diag", "diagonal", "ii->i", (2000, 2000), dtypes=("float64",)),
+    _c("trace", "diagonal", "ii->", (2000, 2000), dtypes=("float64", "int64"), quick=True),
+    _c("diag_sum_iij", "diagonal", "iij->j", (500, 500, 64), dtypes=("float64",)),
+    _c("diag_product", "diagonal", "ii,ij->ij", (1000, 1000), (1000, 1000),
+       dtypes=("float64",), note="scale rows by a diagonal"),
+    # --- outer products ------------------------------------------------------------------
+    _c("outer", "outer", "i,j->ij", (2000,), (2000,), dtypes=_ALL, quick=True),
+    _c("outer3", "outer", "ij,k->ijk", (200, 200), (100,), dtypes=_FLOAT),
+    # --- multi-operand chains and tensor networks --------------------------------------------
+    _c("chain3", "network", "ij,jk,kl->il", (256, 256), (256, 256), (256, 256),
+       dtypes=_FLOAT, matmul=_chain),
+    _c("ring5_trace", "network", "ab,bc,cd,de,ea->", *[(200, 200)] * 5,
+       dtypes=("float64",), matmul=_trace_chain, note="trace of a product of 5 matrices"),
+    _c("chain7_mixed", "network", "ab,bc,cd,de,ef,fg,gh->ah",
+       (64, 512), (512, 32), (32, 256), (256, 16), (16, 1024), (1024, 8), (8, 128),
+       dtypes=("float64",), matmul=_chain, note="7-matrix chain whose order matters"),
+    _c("dmrg_small", "network", "awc,wvst,bvd,ctd->asb",
+       (40, 5, 40), (5, 5, 2, 2), (40, 5, 40), (40, 2, 40),
+       dtypes=("float64",), quick=True,
+       note="DMRG effective Hamiltonian; numpy optimize=True falls back to its naive loop"),
+    _c("dmrg", "network", "awc,wvst,bvd,ctd->asb",
+       (300, 5, 300), (5, 5, 2, 2), (300, 5, 300), (300, 2, 300),
+       dtypes=("float64", "complex128"),
+       note="DMRG at bond dimension 300; numpy's naive loop would take over an hour"),
+    _c("hyperedge", "network", "ij,ik,il->jkl", (100, 40), (100, 40), (100, 40),
+       dtypes=("float64",), note="one label shared by three operands"),
+    _c("k4_network", "network", "ab,ac,ad,bc,bd,cd->", *[(48, 48)] * 6,
+       dtypes=("float64",), note="complete graph K4 of matrices"),
+    _c("mps_env_update", "network", "ac,apb,cpd->bd", (256, 256), (256, 4, 256),
+       (256, 4, 256), dtypes=("float64", "complex128"),
+       note="MPS environment update E'[b,d] = E[a,c] A[a,p,b] B[c,p,d]"),
+    # --- generalized-Jacobian chains -------------------------------------------------------
+    _c("jacobian_chain", "jacobian", "ab,bc,cd->ad", (10, 1000), (1000, 5), (5, 2000),
+       dtypes=_FLOAT, quick=True, matmul=_chain, note="wide -> narrow -> wide"),
+    _c("jacobian_chain_rev", "jacobian", "ab,bc,cd->ad", (2000, 5), (5, 1000), (1000, 10),
+       dtypes=("float64",), matmul=_chain,
+       note="left-to-right matmul builds a 2000x1000 intermediate"),
+    _c("jacobian_batched", "jacobian", "bij,bjk,bkl->bil", (32, 64, 500), (32, 500, 8),
+       (32, 8, 300), dtypes=("float64",), matmul=_chain, note="per-sample Jacobian chains"),
+    # --- tiny operands: per-call overhead ---------------------------------------------------
+    _c("tiny_gemm", "tiny", "ij,jk->ik", (4, 4), (4, 4), dtypes=_ALL, quick=True,
+       matmul=np.matmul),
+    _c("tiny_bmm", "tiny", "bij,bjk->bik", (2, 3, 3), (2, 3, 3), dtypes=("float64",),
+       matmul=np.matmul),
+    _c("tiny_trace", "tiny", "ii->", (8, 8), dtypes=("float64",)),
+    _c("tiny_hadamard", "tiny", "ij,ij->i", (3, 8), (3, 8), dtypes=("float64", "int64")),
+    _c("tiny_outer", "tiny", "i,j->ij", (8,), (8,), dtypes=("float64",)),
+    _c("tiny_chain", "tiny", "ij,jk,kl->il", (3, 3), (3, 3), (3, 3), dtypes=("float64",),
+       matmul=_chain),
+    _c("tiny_network", "tiny", "abc,cd,dea->be", (2, 4, 8), (8, 3), (3, 5, 2),
+       dtypes=("float64", "complex128")),
+)
+# fmt: on
+
+_BY_NAME: dict[str, BenchCase] = {case.name: case for case in CASES}
+if len(_BY_NAME) != len(CASES):  # pragma: no cover - guards edits to the table
+    raise RuntimeError("duplicate bench case names")
+
+
+def get_case(name: str) -> BenchCase:
+    """Look a case up by name.
+
+    Parameters
+    ----------
+    name : str
+        A :attr:`BenchCase.name`.
+
+    Returns
+    -------
+    BenchCase
+        The case.
+
+    Raises
+    ------
+    KeyError
+        If there is no case of that name.
+
+    Examples
+    --------
+    >>> get_case("trace").subscripts
+    'ii->'
+    """
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no bench case named {name!r}") from None
+
+
+def select(
+    pattern: str | None = None,
+    dtypes: Iterable[str] | None = None,
+    quick: bool = False,
+    categories: Iterable[str] | None = None,
+) -> list[tuple[BenchCase, str]]:
+    """The (case, dtype) pairs matching a selection, in table order.
+
+    Parameters
+    ----------
+    pattern : str, optional
+        Regular expression searched for in the case name.
+    dtypes : iterable of str, optional
+        Keep only these dtypes.
+    quick : bool
+        Only quick cases, each for its first dtype (unless ``dtypes`` selects others).
+    categories : iterable of str, optional
+        Keep only these categories.
+
+    Returns
+    -------
+    list of (BenchCase, str)
+        Selected pairs.
+
+    Examples
+    --------
+    >>> [(c.name, d) for c, d in select("^trace$")]
+    [('trace', 'float64'), ('trace', 'int64')]
+    >>> [(c.name, d) for c, d in select("^trace$", quick=True)]
+    [('trace', 'float64')]
+    """
+    regex = re.compile(pattern) if pattern else None
+    wanted_dtypes = None if dtypes is None else [np.dtype(d).name for d in dtypes]
+    wanted_categories = None if categories is None else set(categories)
+    pairs = []
+    for case in CASES:
+        if quick and not case.quick:
+            continue
+        if regex is not None and not regex.search(case.name):
+            continue
+        if wanted_categories is not None and case.category not in wanted_categories:
+            continue
+        if wanted_dtypes is not None:
+            case_dtypes = [d for d in case.dtypes if d in wanted_dtypes]
+        elif quick:
+            case_dtypes = list(case.dtypes[:1])
+        else:
+            case_dtypes = list(case.dtypes)
+        pairs.extend((case, d) for d in case_dtypes)
+    return pairs
