@@ -19,8 +19,9 @@ from .planner import Plan, Step
 
 __all__ = ["execute", "run_step", "PARALLEL_MIN_WORK"]
 
-# Below this many multiply-adds a step runs on one thread: a parallel launch costs ~10 us.
-PARALLEL_MIN_WORK = 1 << 15
+# Below this many multiply-adds a step runs on one thread: a parallel launch costs ~10 us on an
+# idle machine and a whole scheduler slice on a busy one, which only large steps can repay.
+PARALLEL_MIN_WORK = 1 << 17
 # The shortest block of the tight dimension worth giving to a thread of its own.
 _MIN_BLOCK = 256
 

@@ -30,10 +30,13 @@ from .parser import Equation
 
 __all__ = ["Step", "Plan", "make_plan", "normalize_optimize", "BLAS_MIN_FLOPS"]
 
-# A GEMM-shaped step goes to BLAS when its summed size and its total work are at least this big;
-# below that, NumPy's per-call cost and the transposing copies outweigh the kernel.
-BLAS_MIN_K = 8
+# A GEMM-shaped float step goes to NumPy's matmul when it sums over at least 2 elements and does at
+# least this much work; below that NumPy's per-call cost and the transposing copies outweigh the
+# kernel. (matmul also runs stacks of tiny matrices well, with its own non-BLAS loop.)
 BLAS_MIN_FLOPS = 2 * 16**3
+# Batched dot products (no m or n labels) stay in the kernel, which streams them at memory speed;
+# a single long dot product goes to BLAS, which uses both cores for it.
+BLAS_MIN_DOT = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -242,8 +245,9 @@ def _choose_method(
         shape = _gemm_shape(terms[0], terms[1], output, size)
         if shape is not None:
             batch, m, n, k = shape
-            if k >= BLAS_MIN_K and 2 * batch * m * n * k >= BLAS_MIN_FLOPS and m * n >= 16:
-                return "blas"
+            if k >= 2 and 2 * batch * m * n * k >= BLAS_MIN_FLOPS:
+                if m * n > 1 or (batch == 1 and k >= BLAS_MIN_DOT):
+                    return "blas"
     return "kernel"
 
 
