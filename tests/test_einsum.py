@@ -248,3 +248,37 @@ def test_einsum_path_numpy_form():
     assert path[0] == "einsum_path" and len(path) == 3
     np.testing.assert_allclose(contract.einsum("ij,jk,kl->il", a, b, c, optimize=path), a @ b @ c)
     assert "runs as" in report
+
+
+def test_expression_with_constants_and_optimizers():
+    import opt_einsum
+
+    rng = np.random.default_rng(9)
+    a, b, c = rng.standard_normal((5, 6)), rng.standard_normal((6, 7)), rng.standard_normal((7, 3))
+    expected = a @ b @ c
+    expr = contract.contract_expression("ij,jk,kl->il", a.shape, b, c.shape, constants=[1])
+    assert expr.num_args == 2
+    np.testing.assert_allclose(expr(a, c), expected)
+    for optimize in (
+        "greedy",
+        "optimal",
+        "dp",
+        "branch-2",
+        opt_einsum.paths.DynamicProgramming(),
+        [(0, 1), (0, 1)],
+        ["einsum_path", (1, 2), (0, 1)],
+        False,
+    ):
+        np.testing.assert_allclose(
+            contract.contract("ij,jk,kl->il", a, b, c, optimize=optimize), expected
+        )
+
+
+def test_memory_limit_is_honoured_by_the_path():
+    shapes = [(20, 30), (30, 40), (40, 50), (50, 20)]
+    _, free = contract.contract_path("ij,jk,kl,lm->im", *shapes, shapes=True, optimize="greedy")
+    _, capped = contract.contract_path(
+        "ij,jk,kl,lm->im", *shapes, shapes=True, optimize="greedy", memory_limit=500
+    )
+    assert capped.largest_intermediate <= max(500, 20 * 20)
+    assert capped.largest_intermediate <= free.largest_intermediate
