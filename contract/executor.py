@@ -13,7 +13,7 @@ from functools import lru_cache
 import numba
 import numpy as np
 
-from .kernels import sum_products_parallel, sum_products_serial
+from .kernels import gemm_parallel, gemm_serial, sum_products_parallel, sum_products_serial
 from .layout import buffer_geometry, flat_view, kernel_dims, labelled_view
 from .planner import Plan, Step
 
@@ -81,8 +81,8 @@ def run_step(
             return result, step.output
         np.copyto(out, result)
         return out, step.output
-    if step.method == "blas":
-        return _run_blas(inputs, step.output, size, out)
+    if step.method in ("blas", "gemm"):
+        return _run_matmul(inputs, step.output, size, out, step.method)
     if out is None:
         out = np.empty(tuple(size[lab] for lab in step.output), dtype=inputs[0][0].dtype)
     _run_kernel(inputs, out, step.output, step.summed, size)
@@ -171,13 +171,18 @@ def _kernel_layout(
     )
 
 
-def _run_blas(
+def _run_matmul(
     inputs: list[Labelled],
     out_labels: tuple[int, ...],
     size: dict[int, int],
     out: np.ndarray | None,
+    method: str,
 ) -> Labelled:
-    """A (batched) matrix product through NumPy's matmul (and so the BLAS NumPy links)."""
+    """A (batched) matrix product: NumPy's matmul (``'blas'``) or the blocked kernel (``'gemm'``).
+
+    The operands are viewed as ``(batch, m, k)`` and ``(batch, k, n)`` stacks (a copy only where
+    the labels are not already in that order); the result has labels ``batch + m + n``.
+    """
     (a, la), (b, lb) = inputs
     batch = [lab for lab in la if lab in lb and lab in out_labels]
     m = [lab for lab in la if lab not in lb]
@@ -187,14 +192,29 @@ def _run_blas(
     nm = math.prod(size[lab] for lab in m)
     nn = math.prod(size[lab] for lab in n)
     nk = math.prod(size[lab] for lab in k)
-    a2 = a.transpose([la.index(lab) for lab in batch + m + k]).reshape(nb, nm, nk)
-    b2 = b.transpose([lb.index(lab) for lab in batch + k + n]).reshape(nb, nk, nn)
+    a3 = a.transpose([la.index(lab) for lab in batch + m + k]).reshape(nb, nm, nk)
+    b3 = b.transpose([lb.index(lab) for lab in batch + k + n]).reshape(nb, nk, nn)
     labels = tuple(batch + m + n)
     shape = tuple(size[lab] for lab in labels)
-    if out is not None and labels == out_labels and out.flags.c_contiguous:
-        np.matmul(a2, b2, out=out.reshape(nb, nm, nn))
+    direct = out is not None and labels == out_labels and out.flags.c_contiguous
+    result = out.reshape(nb, nm, nn) if direct else np.empty((nb, nm, nn), dtype=a.dtype)
+    if method == "blas":
+        np.matmul(a3, b3, out=result)
+    else:
+        a3 = np.ascontiguousarray(a3)
+        b3 = np.ascontiguousarray(b3)
+        if a3.flags.writeable:
+            a3 = a3.view()
+            a3.flags.writeable = False  # the kernel's one calling convention: read-only inputs
+        if b3.flags.writeable:
+            b3 = b3.view()
+            b3.flags.writeable = False
+        work = nb * nm * nn * nk
+        kernel = gemm_parallel if work >= PARALLEL_MIN_WORK else gemm_serial
+        kernel(a3, b3, result)
+    if direct:
         return out, out_labels
-    result = np.matmul(a2, b2).reshape(shape)
+    result = result.reshape(shape)
     if out is None:
         return result, labels
     np.copyto(out, result.transpose([labels.index(lab) for lab in out_labels]))

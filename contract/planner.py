@@ -5,6 +5,9 @@ straight through); then each step is told how it runs:
 
 ``blas``
     a float/complex pairwise step shaped like a (batched) matrix product, run by NumPy's matmul;
+``gemm``
+    an integer (or, with ``use_blas=False``, any) pairwise matrix product big enough to repay
+    packing its operands: the blocked Numba GEMM kernel;
 ``kernel``
     everything else -- integer and bool dtypes, Hadamard products, reductions, diagonals, traces,
     outer products, small or batch-heavy products, and fused multi-operand steps -- run by the
@@ -37,6 +40,11 @@ BLAS_MIN_FLOPS = 2 * 16**3
 # Batched dot products (no m or n labels) stay in the kernel, which streams them at memory speed;
 # a single long dot product goes to BLAS, which uses both cores for it.
 BLAS_MIN_DOT = 1 << 14
+# Integer (or use_blas=False) matrix products big enough to repay the packing copies go to the
+# blocked GEMM kernel; thinner ones stay in the strided kernel.
+GEMM_MIN_K = 4
+GEMM_MIN_MN = 4
+GEMM_MIN_WORK = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ class Plan:
             out_size = math.prod(size[lab] for lab in step.output)
             how = {
                 "blas": "BLAS (numpy matmul)",
+                "gemm": "blocked GEMM kernel",
                 "kernel": _kernel_words(step),
                 "copy": "strided copy",
             }[step.method]
@@ -248,6 +257,12 @@ def _choose_method(
             if k >= 2 and 2 * batch * m * n * k >= BLAS_MIN_FLOPS:
                 if m * n > 1 or (batch == 1 and k >= BLAS_MIN_DOT):
                     return "blas"
+    if len(terms) == 2 and dtype.kind in "iufcb":
+        shape = _gemm_shape(terms[0], terms[1], output, size)
+        if shape is not None:
+            batch, m, n, k = shape
+            if k >= GEMM_MIN_K and min(m, n) >= GEMM_MIN_MN and batch * m * n * k >= GEMM_MIN_WORK:
+                return "gemm"
     return "kernel"
 
 

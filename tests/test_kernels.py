@@ -8,7 +8,8 @@ import pytest
 
 import contract
 from contract.executor import _run_kernel
-from contract.kernels import KERNELS, sum_products_parallel, sum_products_serial
+from contract.kernels import sum_products_parallel, sum_products_serial
+from contract.kernels.sum_products import KERNELS
 from contract.layout import buffer_geometry, flat_view, kernel_dims, labelled_view
 
 

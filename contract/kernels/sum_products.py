@@ -271,4 +271,4 @@ def sum_products_parallel(
         )
 
 
-KERNELS = (sum_products_serial, sum_products_parallel)
+KERNELS = (sum_products_serial, sum_products_parallel)  # the sum-of-products dispatchers
