@@ -22,6 +22,7 @@ __all__ = ["execute", "run_step", "PARALLEL_MIN_WORK"]
 # Below this many multiply-adds a step runs on one thread: a parallel launch costs ~10 us on an
 # idle machine and a whole scheduler slice on a busy one, which only large steps can repay.
 PARALLEL_MIN_WORK = 1 << 17
+_GEMM_PARALLEL_MIN_WORK = 1 << 20
 # The shortest block of the tight dimension worth giving to a thread of its own.
 _MIN_BLOCK = 256
 
@@ -209,8 +210,9 @@ def _run_matmul(
         if b3.flags.writeable:
             b3 = b3.view()
             b3.flags.writeable = False
+        # the kernel splits one matrix across threads only from 2**20 multiply-adds
         work = nb * nm * nn * nk
-        kernel = gemm_parallel if work >= PARALLEL_MIN_WORK else gemm_serial
+        kernel = gemm_parallel if work >= _GEMM_PARALLEL_MIN_WORK else gemm_serial
         kernel(a3, b3, result)
     if direct:
         return out, out_labels
