@@ -8,8 +8,10 @@ Object, string and other non-numeric dtypes are delegated to :func:`numpy.einsum
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +30,10 @@ __all__ = [
     "PathInfo",
 ]
 
-_ORDERS = ("C", "F", "A", "K")
 _CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
-_NATIVE_KINDS = "biufc"  # bool, ints, uints, floats, complex: everything else goes to numpy
+_ORDER_NAMES = {"C": "C", "F": "F", "A": "A", "K": "K", "c": "C", "f": "F", "a": "A", "k": "K"}
+_MAX_INDEX = int(np.iinfo(np.intp).max)  # the kernels index with int64
+_TRIAL_BYTES = 1 << 26  # arrays this large are test-allocated before a plan runs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,20 +91,105 @@ def _parse(subscripts: Any, shapes: tuple[tuple[int, ...], ...]) -> Equation:
     if not isinstance(subscripts, str):
         sublists, out_sub = subscripts
         try:
-            key = (tuple(tuple(s) for s in sublists), None if out_sub is None else tuple(out_sub))
-            hash(key)
+            key = (tuple(_sublist_key(s) for s in sublists),
+                   None if out_sub is None else _sublist_key(out_sub))
         except TypeError:
             return parse(subscripts, shapes)  # raises the right error for malformed sublists
         subscripts = key
     return _parse_cached(subscripts, shapes)
 
 
-def _check_keywords(order: Any, casting: Any) -> None:
-    if order not in _ORDERS:
+def _sublist_key(sub: Any) -> tuple[Any, ...]:
+    """A sublist as a cache key of plain ints (and Ellipsis); TypeError for anything else.
+
+    The key must not be equal to a valid one for an invalid sublist: ``(1, 2.0) == (1, 2)`` and
+    ``(True,) == (1,)``, so a float or bool label would otherwise hit a cached valid parse.
+    """
+    if isinstance(sub, (str, bytes)):
+        raise TypeError
+    key = []
+    for item in sub:
+        if item is Ellipsis:
+            key.append(item)
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            key.append(int(item))
+        else:
+            raise TypeError
+    return tuple(key)
+
+
+def _keyword_text(value: Any, name: str) -> str:
+    """numpy's string-keyword conversion: str or ASCII bytes, else TypeError."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"{name} must be an ASCII string, got {value!r}") from None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be str, not {type(value).__name__}")
+    return value
+
+
+def _check_keywords(order: Any, casting: Any) -> tuple[str, str]:
+    """Validate ``order`` and ``casting`` as numpy does; return them normalized.
+
+    Like numpy: ``order`` is case-insensitive and ``None`` means ``'K'``; ``casting`` is
+    case-sensitive; both accept ASCII bytes; a non-string raises TypeError.
+    """
+    order_text = "K" if order is None else _keyword_text(order, "order")
+    if order_text not in _ORDER_NAMES:
         raise ValueError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
-    if casting not in _CASTINGS:
+    casting_text = _keyword_text(casting, "casting")
+    if casting_text not in _CASTINGS:
         raise ValueError(f"casting must be one of 'no', 'equiv', 'safe', 'same_kind', 'unsafe' "
                          f"(got {casting!r})")
+    return _ORDER_NAMES[order_text], casting_text
+
+
+def _is_native(dtype: np.dtype) -> bool:
+    """True for the dtypes the kernels run: bool, ints, float16/32/64, complex64/128.
+
+    ``longdouble``/``clongdouble`` (kind ``'f'``/``'c'`` but wider than Numba supports) and
+    every non-numeric dtype are delegated to numpy.
+    """
+    return dtype.kind in "biu" or (dtype.kind == "f" and dtype.itemsize <= 8) or (
+        dtype.kind == "c" and dtype.itemsize <= 16)
+
+
+def _check_plan_sizes(plan: Plan, size: dict[int, int], itemsize: int,
+                      output_allocated: bool) -> None:
+    """Refuse, before any arithmetic, a plan the engine cannot index or allocate.
+
+    numpy raises ``ValueError('iterator is too large')`` when an einsum's iteration space does
+    not fit in ``intp``; the kernels index with int64, so a step whose loop nest is larger would
+    wrap around silently (and a BLAS step that large would never finish). An intermediate whose
+    byte size does not fit in ``intp`` cannot be allocated (numpy's ``ValueError('array is too
+    big ...')``). Then a large intermediate (or the output, unless it is allocated before the
+    plan runs) that the system refuses raises numpy's MemoryError now rather than after the
+    earlier steps ran: it is allocated once, untouched (costing no resident memory), and freed.
+    """
+    if math.prod(size.values()) * itemsize < _TRIAL_BYTES:
+        return  # no step loops over, or allocates, more than every label's size together
+    last = len(plan.steps) - 1
+    shapes = [tuple(size[lab] for lab in step.output) for step in plan.steps]
+    for k, step in enumerate(plan.steps):
+        if step.method != "copy":
+            labels = set().union(*step.terms)
+            space = math.prod(size[lab] for lab in labels)
+            if space > _MAX_INDEX:
+                raise ValueError(
+                    f"iterator is too large: step {k} of the plan loops over {space} index "
+                    f"combinations (sizes {sorted(size[lab] for lab in labels)}), more than "
+                    f"{_MAX_INDEX}")
+        if k != last and math.prod(shapes[k]) * itemsize > _MAX_INDEX:
+            raise ValueError(
+                f"array is too big: intermediate {k} of the plan has shape {shapes[k]} "
+                f"({math.prod(shapes[k])} elements of {itemsize} bytes), larger than the maximum "
+                f"possible size")
+    for k, step in enumerate(plan.steps):
+        allocates = (not output_allocated) if k == last else step.method != "copy"
+        if allocates and math.prod(shapes[k]) * itemsize >= _TRIAL_BYTES:
+            np.empty(shapes[k], dtype=plan.dtype)  # MemoryError (or ValueError) if refused
 
 
 def _computation_dtype(result: np.dtype) -> np.dtype:
@@ -172,7 +260,8 @@ def _run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarr
         return view[()] if view.ndim == 0 else view
     converted = [a if a.dtype == comp and not needs_copy(a) else a.astype(comp) for a in arrays]
 
-    direct = (out is not None and out.dtype == comp and not needs_copy(out)
+    direct = (out is not None and type(out) is np.ndarray and out.dtype == comp
+              and not needs_copy(out)
               and all(st != 0 or n <= 1 for st, n in zip(out.strides, out.shape))
               and not any(np.may_share_memory(out, a) for a in arrays))
     if 0 in size.values():
@@ -181,6 +270,8 @@ def _run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarr
     else:
         if plan is None:
             plan = make_plan(eq, comp, optimize, memory_limit, use_blas)
+        _check_plan_sizes(plan, size, comp.itemsize,
+                          output_allocated=out is not None or order != "K")
         if out is None and order == "K":
             target = execute(plan, converted, None)  # the last step picks the layout
         else:
@@ -203,8 +294,8 @@ def _prepare(subscripts: Any, operands: Sequence[Any], dtype: Any, casting: str
     arrays = [np.asarray(op) for op in operands]
     if dtype is not None:
         dtype = np.dtype(dtype)
-    if any(a.dtype.kind not in _NATIVE_KINDS for a in arrays) or (
-        dtype is not None and dtype.kind not in _NATIVE_KINDS
+    if not all(_is_native(a.dtype) for a in arrays) or (
+        dtype is not None and not _is_native(dtype)
     ):
         return None, arrays, None
     eq = _parse(subscripts, tuple(a.shape for a in arrays))
@@ -278,7 +369,7 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
     (2, 4)
     """
     sub, ops = split_operands((subscripts, *operands))
-    _check_keywords(order, casting)
+    order, casting = _check_keywords(order, casting)
     optimize = normalize_optimize(optimize)
     eq, arrays, result = _prepare(sub, ops, dtype, casting)
     if eq is None:
@@ -291,7 +382,21 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
 def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: str,
               casting: str) -> Any:
     """Object and other non-numeric dtypes: numpy.einsum does the work."""
-    return np.einsum(subscripts, *operands, out=out, dtype=dtype, order=order, casting=casting)
+    return np.einsum(_fresh_if_empty(subscripts), *map(_fresh_if_empty, operands), out=out,
+                     dtype=dtype, order=order, casting=casting)
+
+
+def _fresh_if_empty(arg: Any) -> Any:
+    """A fresh copy of an empty view (free), else ``arg``.
+
+    numpy.einsum corrupts the heap for some empty clongdouble views that need no cast while
+    another operand does (numpy 2.4: ``a = np.zeros((3, 2), np.clongdouble)[:2, :0];
+    np.einsum('ij,->ij', a, 3.0)``, then "munmap_chunk(): invalid pointer"); a fresh empty
+    array does not trigger it.
+    """
+    if isinstance(arg, np.ndarray) and arg.size == 0:
+        return arg.copy()
+    return arg
 
 
 def einsum_path(subscripts: Any, *operands: Any, optimize: Any = "greedy"
@@ -363,7 +468,7 @@ def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dty
         raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
                          f"got {backend!r}")
     sub, ops = split_operands((subscripts, *operands))
-    _check_keywords(order, casting)
+    order, casting = _check_keywords(order, casting)
     optimize = normalize_optimize(optimize)
     eq, arrays, result = _prepare(sub, ops, dtype, casting)
     if eq is None:
@@ -423,12 +528,15 @@ def contract_path(subscripts: Any, *operands: Any, optimize: Any = "auto",
         if dtype is not None:
             plan_dtype = np.dtype(dtype)
         else:
-            plan_dtype = np.result_type(*arrays) if arrays else np.dtype(np.float64)
+            try:  # planning needs only a dtype for BLAS routing; odd mixes plan as float64
+                plan_dtype = np.result_type(*arrays) if arrays else np.dtype(np.float64)
+            except TypeError:
+                plan_dtype = np.dtype(np.float64)
     for k, s in enumerate(shape_list):
         if any(d < 0 for d in s):
             raise ValueError(f"contract_path: operand {k} has a negative dimension in {s}")
     eq = _parse(sub, tuple(shape_list))
-    if plan_dtype.kind not in _NATIVE_KINDS:
+    if not _is_native(plan_dtype):
         plan_dtype = np.dtype(np.float64)
     plan = make_plan(eq, _computation_dtype(plan_dtype), normalize_optimize(optimize),
                      memory_limit, bool(use_blas))
@@ -470,6 +578,9 @@ class ContractExpression:
         self._plans: dict[tuple[str, ...], tuple[Plan, np.dtype]] = {}
         self._free = [k for k in range(n) if k not in self._const_arrays]
         self.contraction = self.equation.to_string()
+        if isinstance(self._optimize, tuple):  # an explicit path: refuse a bad one now, not later
+            make_plan(self.equation, np.dtype(np.float64), self._optimize, memory_limit,
+                      self._use_blas)
 
     def _plan_for(self, arrays: list[np.ndarray], dtype: Any, casting: str
                   ) -> tuple[Plan, np.dtype]:
@@ -494,7 +605,7 @@ class ContractExpression:
         if len(arrays) != self.num_args:
             raise ValueError(f"this expression takes {self.num_args} operand(s) "
                              f"({self.contraction}), got {len(arrays)}")
-        _check_keywords(order, casting)
+        order, casting = _check_keywords(order, casting)
         full: list[np.ndarray] = []
         free = iter(arrays)
         for k, shape in enumerate(self.shapes):
@@ -506,9 +617,11 @@ class ContractExpression:
                 raise ValueError(f"operand {k} of this expression ({self.contraction}) must have "
                                  f"shape {shape}, got {arr.shape}")
             full.append(arr)
-        if any(a.dtype.kind not in _NATIVE_KINDS for a in full):
-            return np.einsum(self.contraction, *full, out=out, dtype=dtype, order=order,
-                             casting=casting)
+        if not all(_is_native(a.dtype) for a in full) or (
+            dtype is not None and not _is_native(np.dtype(dtype))
+        ):
+            return np.einsum(self.contraction, *map(_fresh_if_empty, full), out=out,
+                             dtype=dtype, order=order, casting=casting)
         plan, result = self._plan_for(full, dtype, casting)
         if out is not None:
             out = _check_out(out, tuple(self.equation.size_dict[lab]

@@ -64,7 +64,7 @@ class Equation:
         """The equation as an einsum string (``...`` labels and wide labels become symbols)."""
         from opt_einsum import get_symbol
 
-        used = {lab for term in self.terms for lab in term if 65 <= lab <= 122}
+        used = {chr(lab) for term in self.terms for lab in term if 65 <= lab <= 122}
         mapping: dict[int, str] = {}
         free = (get_symbol(i) for i in range(10**6))
 
@@ -93,6 +93,8 @@ def split_operands(args: Sequence[Any]) -> tuple[Any, list[Any]]:
         raise TypeError("einsum(): must specify the subscripts string and at least one operand")
     if isinstance(args[0], str):
         return args[0], list(args[1:])
+    if len(args) < 2:
+        raise ValueError("must provide at least an operand and a subscripts list to einsum")
     operands = list(args[0::2])
     sublists = list(args[1::2])
     out_sub = None
@@ -119,6 +121,8 @@ def _sublist_labels(sub: Any, where: str) -> list[int | None]:
             labels.append(None)
             continue
         try:
+            if isinstance(item, bool):  # numpy refuses bools as subscripts
+                raise TypeError
             n = int(item.__index__())  # rejects floats and other non-integers
         except (AttributeError, TypeError):
             raise TypeError(f"{where}: subscript {item!r} is not an int or Ellipsis") from None
@@ -147,7 +151,7 @@ def _string_labels(term: str, where: str) -> list[int | None]:
             labels.append(None)
             i += 3
             continue
-        if c.isspace():
+        if c == " ":  # numpy ignores spaces (only: a tab or newline is an invalid subscript)
             i += 1
             continue
         if not (c.isascii() and c.isalpha()):
