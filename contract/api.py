@@ -233,7 +233,8 @@ def _alloc(shape: tuple[int, ...], dtype: np.dtype, order: str,
 
 def _is_view_case(eq: Equation, arrays: Sequence[np.ndarray], result: np.dtype) -> bool:
     """numpy returns a view for one operand that is only transposed or has a diagonal taken."""
-    return (len(arrays) == 1 and arrays[0].dtype == result
+    return (len(arrays) == 1
+            and arrays[0].dtype.newbyteorder("=") == result.newbyteorder("=")
             and set(eq.terms[0]) == set(eq.output))
 
 

@@ -7,6 +7,8 @@ Every function here is a function of its inputs alone: no hidden state besides N
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -27,6 +29,35 @@ _GEMM_PARALLEL_MIN_WORK = 1 << 20
 _MIN_BLOCK = 256
 
 Labelled = tuple[np.ndarray, tuple[int, ...]]
+
+# Parallel kernels launch one at a time: a Python thread that finds the pool busy runs the serial
+# variant (bit-identical results) instead of oversubscribing the cores -- and instead of aborting,
+# which is what Numba's workqueue layer (used where neither OpenMP nor TBB exists) does on
+# concurrent launches. A child forked after the parent used the OpenMP pool must not touch it
+# (GNU OpenMP does not survive fork), so it runs serial kernels only.
+_PARALLEL_LOCK = threading.Lock()
+_parallel_state = {"used": False, "forked_after_use": False}
+
+
+def _after_fork_in_child() -> None:
+    global _PARALLEL_LOCK
+    _PARALLEL_LOCK = threading.Lock()
+    _parallel_state["forked_after_use"] = _parallel_state["used"]
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _run_parallel(kernel, *args) -> bool:
+    """Run a parallel kernel if the pool is free and usable; False if the caller must go serial."""
+    if _parallel_state["forked_after_use"] or not _PARALLEL_LOCK.acquire(blocking=False):
+        return False
+    try:
+        _parallel_state["used"] = True
+        kernel(*args)
+    finally:
+        _PARALLEL_LOCK.release()
+    return True
 
 
 def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) -> np.ndarray:
@@ -128,9 +159,7 @@ def _run_kernel(
         inner_out,
         out.dtype.type(0),
     )
-    if n_chunks:
-        sum_products_parallel(*args, n_chunks, n_blocks)
-    else:
+    if not (n_chunks and _run_parallel(sum_products_parallel, *args, n_chunks, n_blocks)):
         sum_products_serial(*args)
 
 
@@ -212,8 +241,8 @@ def _run_matmul(
             b3.flags.writeable = False
         # the kernel splits one matrix across threads only from 2**20 multiply-adds
         work = nb * nm * nn * nk
-        kernel = gemm_parallel if work >= _GEMM_PARALLEL_MIN_WORK else gemm_serial
-        kernel(a3, b3, result)
+        if not (work >= _GEMM_PARALLEL_MIN_WORK and _run_parallel(gemm_parallel, a3, b3, result)):
+            gemm_serial(a3, b3, result)
     if direct:
         return out, out_labels
     result = result.reshape(shape)

@@ -184,7 +184,7 @@ def normalize_optimize(optimize: Any) -> Any:
     if optimize is False or optimize is None:
         return False
     if isinstance(optimize, str):
-        if optimize not in opt_einsum.paths._PATH_OPTIONS and optimize != "einsum_path":
+        if optimize not in opt_einsum.paths._PATH_OPTIONS:
             raise ValueError(
                 f"optimize: unknown path optimizer {optimize!r}; expected a bool, "
                 f"one of {sorted(opt_einsum.paths._PATH_OPTIONS)}, an explicit path "
@@ -332,10 +332,36 @@ def _opt_einsum_path(
         + "".join(names[lab] for lab in eq.output)
     )
     shapes = [tuple(size[lab] for lab in t) for t in terms]
-    path, _ = opt_einsum.contract_path(
-        text, *shapes, shapes=True, optimize=optimize, memory_limit=memory_limit
-    )
-    return [tuple(p) for p in path]
+    try:
+        path, _ = opt_einsum.contract_path(
+            text, *shapes, shapes=True, optimize=optimize, memory_limit=memory_limit
+        )
+    except RuntimeError:
+        # opt_einsum's 'dp' gives up when memory_limit cannot be met: one fused contraction (no
+        # intermediates at all) is what the other optimizers fall back to
+        return [tuple(range(n))]
+    path = [tuple(p) for p in path]
+    if isinstance(memory_limit, int) and _largest_intermediate(path, terms, eq) > memory_limit:
+        return [tuple(range(n))]  # 'dp' can also return a path above the limit
+    return path
+
+
+def _largest_intermediate(
+    path: list[tuple[int, ...]], terms: list[tuple[int, ...]], eq: Equation
+) -> int:
+    """The largest intermediate (not the result) that ``path`` creates, in elements."""
+    size = eq.size_dict
+    work = list(terms)
+    largest = 0
+    for positions in path[:-1]:
+        picked = [work[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            del work[p]
+        keep = set(eq.output).union(*work)
+        output = _intermediate_order(picked, keep)
+        largest = max(largest, math.prod(size[lab] for lab in output))
+        work.append(output)
+    return largest
 
 
 def _make_plan(

@@ -98,23 +98,16 @@ Problems found and fixed here (contract/api.py, contract/parser.py)
 
 Known problems pinned as strict xfails (their fixes belong in other modules)
 -----------------------------------------------------------------------------
-* Complex NaN/Inf: the kernels start each product from ``zero + 1`` (a complex one), and
-  ``(1+0j) * (inf+1j) == inf+nanj``, so sums, Hadamard and outer products of complex operands
-  holding Inf or NaN give NaN where numpy gives Inf (``kernels/sum_products.py``).
-* uint64 sums: ``zero + 1`` with a uint64 zero is a float64 in Numba (uint64 + int64 -> float64),
-  so summed uint64 loops run in float64 (wrong low bits, saturation at 2**64 - 1).
-* Numba's ``workqueue`` threading layer (the one used where neither OpenMP nor TBB is available)
-  aborts the process when two Python threads launch parallel kernels at once.
-* After a parallel kernel ran under GNU OpenMP, a ``fork()``-ed child (multiprocessing's default
-  start method on Linux, gunicorn/celery prefork) is terminated by Numba when it runs one.
 * The Numba disk cache is keyed on the kernel source file only: a change of the options in
   ``kernels/_jit.py`` (fastmath, parallel, ...) is served the stale cached machine code
   (numba/numba#10821; pytensor added its fastmath flags to its own key for this reason).
-* ``optimize='dp'`` with ``memory_limit``: opt_einsum raises RuntimeError when the limit cannot be
-  met, and can exceed it; the planner passes both through.
-* The bare string ``optimize='einsum_path'`` is taken for an optimizer name (KeyError from
-  opt_einsum with three or more operands) instead of being refused like any unknown name.
-* The byte-swapped single-operand view (above).
+
+Fixed after this module first pinned them (the tests now guard them): complex NaN/Inf and uint64
+sums in the kernels (products no longer start from ``zero + 1``), concurrent launches under the
+workqueue layer and parallel kernels in a child forked after OpenMP ran (executor: one parallel
+launch at a time, serial kernels after such a fork), ``optimize='dp'`` with ``memory_limit``
+(falls back to one fused contraction), the bare ``optimize='einsum_path'`` (refused), and the
+byte-swapped single-operand view (returned as a view, like numpy).
 """
 
 from __future__ import annotations
@@ -1467,13 +1460,6 @@ def test_intended_differences_from_numpy():
     assert contract.einsum("ij->ji", f32, dtype=np.float64).dtype == np.float64
 
 
-@_known_bug(
-    raises=KeyError,
-    reason="planner.normalize_optimize accepts the "
-    "bare string 'einsum_path' (numpy's path marker) as an optimizer name and "
-    "opt_einsum then raises KeyError (3+ operands). Fix: drop `and optimize != "
-    "'einsum_path'` there, so it is refused with ValueError like any unknown name.",
-)
 def test_bare_einsum_path_marker_is_an_unknown_optimizer():
     with pytest.raises(ValueError, match="optimizer"):
         contract.einsum("ij,jk,kl", A23, B34, np.ones((4, 2)), optimize="einsum_path")
@@ -1611,11 +1597,6 @@ def test_odd_layouts_everywhere(layout, dtype):
             _same_values(v, np.einsum(eq, *ops), what=f"jvp {eq} {layout} {dtype}")
 
 
-@_known_bug(
-    "single-operand view of a byte-swapped array: numpy "
-    "returns a view in '>f8', we a native copy (api._is_view_case compares "
-    "dtypes with byte order)"
-)
 def test_byteswapped_single_operand_is_a_view_like_numpy():
     a = np.arange(6.0).reshape(2, 3).astype(">f8")
     got = contract.einsum("ij->ji", a)
@@ -1860,12 +1841,6 @@ def test_nan_inf_textbook_cases(mode):
     ],
     ids=["sum", "row-sum", "hadamard", "outer", "nan-sum"],
 )
-@_known_bug(
-    "kernels/sum_products.py starts products from "
-    "`zero + 1`; (1+0j)*(inf+1j) == inf+nanj, so complex Inf/NaN become NaN "
-    "where numpy keeps Inf. Fix: start from the first factor, or skip the "
-    "multiplication when no operand is hoisted."
-)
 def test_complex_inf_nan_propagate_like_numpy(eq, ops):
     expected = np.einsum(eq, *ops)
     for fn in (_MODES["einsum"], _MODES["contract-kernels"], _MODES["einsum-unoptimized"]):
@@ -1929,12 +1904,6 @@ def test_uint64_products_and_small_sums_are_exact():
         np.testing.assert_array_equal(got, a * np.array([3, 5], dtype=np.uint64))
 
 
-@_known_bug(
-    "kernels/sum_products.py: `zero + 1` with a uint64 zero "
-    "is float64 in Numba (uint64 + int64 -> float64), so summed uint64 loops "
-    "accumulate in float64. Fix: pass a typed one (out.dtype.type(1)) or start "
-    "from the first factor."
-)
 def test_uint64_reductions_wrap_like_numpy():
     a = np.array([2**64 - 1, 2**63 + 1], dtype=np.uint64)
     for fn in _MODES.values():
@@ -2103,13 +2072,6 @@ def test_threads_with_default_threading_layer_in_subprocess():
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
 
 
-@_known_bug(
-    "Numba's workqueue layer (used where neither OpenMP nor "
-    "TBB is available) aborts the process on concurrent parallel launches. Fix "
-    "in executor._run_kernel: when numba.threading_layer() is 'workqueue' (or "
-    "unknown), take a non-blocking lock around sum_products_parallel and run the "
-    "serial kernel when another thread holds it."
-)
 def test_threads_with_workqueue_layer_do_not_abort():
     proc = _python(
         _THREADS_SCRIPT.format(root=str(PACKAGE_DIR.parent)),
@@ -2120,12 +2082,6 @@ def test_threads_with_workqueue_layer_do_not_abort():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method")
-@_known_bug(
-    "GNU OpenMP is not fork-safe and Numba terminates a "
-    "forked child that launches a parallel kernel after the parent did. Fix "
-    "(executor/_jit): os.register_at_fork(after_in_child=...) setting a flag "
-    "that makes the executor use the serial kernels in the child."
-)
 def test_parallel_kernels_after_fork():
     import numba
 
@@ -2402,14 +2358,6 @@ def test_memory_limit_is_honoured(data):
             assert math.prod(sizes[chr(lab)] for lab in step.output) <= cap
 
 
-@_known_bug(
-    raises=(AssertionError, RuntimeError),
-    reason="opt_einsum's 'dp' optimizer raises RuntimeError when "
-    "memory_limit cannot be met and can exceed it ('a,a,a->a', limit 1); the "
-    "planner passes both through. Fix in planner._opt_einsum_path: on "
-    "RuntimeError, or when a returned path has an intermediate above the limit, "
-    "fall back to one fused contraction (what the other optimizers do).",
-)
 @pytest.mark.parametrize(
     "eq,shapes,limit",
     [

@@ -42,13 +42,26 @@ _u = np.uint64
 
 
 @jit
-def _hoisted(pos, ops, strides, last, zero):
-    """The product of the operands that do not move along the tight dimension."""
-    c = zero + 1
+def _hoisted(pos, ops, strides, last):
+    """(product of the operands that do not move along the tight dimension, whether there are any).
+
+    The product starts from the first such factor, not from a literal one: ``(1+0j) * (inf+1j)``
+    is ``inf+nanj``, and a uint64 plus an int literal is a float64 in Numba.
+    """
+    c = ops[0][_u(pos[1])]
+    found = False
     for k in range(len(ops)):
         if strides[k + 1, last] == 0:
-            c = c * ops[k][_u(pos[k + 1])]
-    return c
+            v = ops[k][_u(pos[k + 1])]
+            c = c * v if found else v
+            found = True
+    return c, found
+
+
+@jit
+def _scaled(c, has_c, p):
+    """``c * p`` when there is a hoisted factor, else ``p`` (the branch is loop-invariant)."""
+    return c * p if has_c else p
 
 
 @jit
@@ -57,26 +70,32 @@ def _tight_into_out(out, pos, so, ops, strides, last, t0, t1, assign, n_vary, va
 
     With ``assign`` the products are stored (first step of the summed dimensions), else added.
     """
-    c = _hoisted(pos, ops, strides, last, zero)
+    c, has_c = _hoisted(pos, ops, strides, last)
     p0 = pos[0]
-    if n_vary == 1:
+    if n_vary == 0:  # every operand is constant along the tight dimension
+        for i in range(t0, t1):
+            if assign:
+                out[_u(p0 + i * so)] = c
+            else:
+                out[_u(p0 + i * so)] += c
+    elif n_vary == 1:
         a = ops[vary[0]]
         pa = pos[vary[0] + 1]
         sa = strides[vary[0] + 1, last]
         if so == 1 and sa == 1:
             if assign:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] = c * a[_u(pa + i)]
+                    out[_u(p0 + i)] = _scaled(c, has_c, a[_u(pa + i)])
             else:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] += c * a[_u(pa + i)]
+                    out[_u(p0 + i)] += _scaled(c, has_c, a[_u(pa + i)])
         else:
             if assign:
                 for i in range(t0, t1):
-                    out[_u(p0 + i * so)] = c * a[_u(pa + i * sa)]
+                    out[_u(p0 + i * so)] = _scaled(c, has_c, a[_u(pa + i * sa)])
             else:
                 for i in range(t0, t1):
-                    out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)]
+                    out[_u(p0 + i * so)] += _scaled(c, has_c, a[_u(pa + i * sa)])
     elif n_vary == 2:
         a = ops[vary[0]]
         b = ops[vary[1]]
@@ -87,23 +106,29 @@ def _tight_into_out(out, pos, so, ops, strides, last, t0, t1, assign, n_vary, va
         if so == 1 and sa == 1 and sb == 1:
             if assign:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] = c * a[_u(pa + i)] * b[_u(pb + i)]
+                    out[_u(p0 + i)] = _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)])
             else:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] += c * a[_u(pa + i)] * b[_u(pb + i)]
+                    out[_u(p0 + i)] += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)])
         else:
             if assign:
                 for i in range(t0, t1):
-                    out[_u(p0 + i * so)] = c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+                    out[_u(p0 + i * so)] = _scaled(
+                        c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+                    )
             else:
                 for i in range(t0, t1):
-                    out[_u(p0 + i * so)] += c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+                    out[_u(p0 + i * so)] += _scaled(
+                        c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+                    )
     else:
         for i in range(t0, t1):
-            p = c
-            for j in range(n_vary):
+            k = vary[0]
+            p = ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
+            for j in range(1, n_vary):
                 k = vary[j]
                 p = p * ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
+            p = _scaled(c, has_c, p)
             if assign:
                 out[_u(p0 + i * so)] = p
             else:
@@ -113,17 +138,20 @@ def _tight_into_out(out, pos, so, ops, strides, last, t0, t1, assign, n_vary, va
 @jit
 def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
     """acc + sum_i prod_k ops[k][...] for i < n (the tight dimension is summed)."""
-    c = _hoisted(pos, ops, strides, last, zero)
-    if n_vary == 1:
+    c, has_c = _hoisted(pos, ops, strides, last)
+    if n_vary == 0:  # every operand is constant along the tight dimension
+        for i in range(n):
+            acc += c
+    elif n_vary == 1:
         a = ops[vary[0]]
         pa = pos[vary[0] + 1]
         sa = strides[vary[0] + 1, last]
         if sa == 1:
             for i in range(n):
-                acc += c * a[_u(pa + i)]
+                acc += _scaled(c, has_c, a[_u(pa + i)])
         else:
             for i in range(n):
-                acc += c * a[_u(pa + i * sa)]
+                acc += _scaled(c, has_c, a[_u(pa + i * sa)])
     elif n_vary == 2:
         a = ops[vary[0]]
         b = ops[vary[1]]
@@ -133,16 +161,18 @@ def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
         sb = strides[vary[1] + 1, last]
         if sa == 1 and sb == 1:
             for i in range(n):
-                acc += c * a[_u(pa + i)] * b[_u(pb + i)]
+                acc += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)])
         else:
             for i in range(n):
-                acc += c * a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
+                acc += _scaled(c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)])
     else:
         for i in range(n):
-            p = c
-            for j in range(n_vary):
+            k = vary[0]
+            p = ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
+            for j in range(1, n_vary):
                 k = vary[j]
                 p = p * ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
+            p = _scaled(c, has_c, p)
             acc += p
     return acc
 
