@@ -210,6 +210,14 @@ def _result_dtype(arrays: Sequence[np.ndarray], dtype: Any, casting: str) -> np.
     return result
 
 
+def _with_out_dtype(result: np.dtype, out: Any, dtype: Any) -> np.dtype:
+    """numpy's einsum computes in the common dtype of the operands *and* ``out`` (unless
+    ``dtype=`` is given): ``einsum('i->', [True, True], out=int8_array)`` is 2, not True."""
+    if dtype is None and isinstance(out, np.ndarray) and _is_native(out.dtype):
+        return np.result_type(result, out.dtype)
+    return result
+
+
 def _check_out(out: Any, shape: tuple[int, ...], result: np.dtype, casting: str) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
@@ -376,6 +384,7 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
     if eq is None:
         return _delegate(subscripts, operands, out, dtype, order, casting)
     if out is not None:
+        result = _with_out_dtype(result, out, dtype)
         out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
     return _run(eq, arrays, result, out, order, optimize, None)
 
@@ -475,6 +484,7 @@ def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dty
     if eq is None:
         return _delegate(subscripts, operands, out, dtype, order, casting)
     if out is not None:
+        result = _with_out_dtype(result, out, dtype)
         out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
     return _run(eq, arrays, result, out, order, optimize, memory_limit, bool(use_blas))
 
@@ -623,6 +633,10 @@ class ContractExpression:
         ):
             return np.einsum(self.contraction, *map(_fresh_if_empty, full), out=out,
                              dtype=dtype, order=order, casting=casting)
+        if out is not None and dtype is None and isinstance(out, np.ndarray) and _is_native(
+            out.dtype
+        ):
+            dtype = np.result_type(*full, out.dtype)  # numpy computes in the dtype of out too
         plan, result = self._plan_for(full, dtype, casting)
         if out is not None:
             out = _check_out(out, tuple(self.equation.size_dict[lab]

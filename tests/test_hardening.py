@@ -59,13 +59,11 @@ Differences from numpy.einsum that are intended (the fuzz accepts them, targeted
   values). The fuzz compares dtypes up to byte order (and a strict xfail pins it).
 * ``out=`` given as an ndarray subclass (``np.matrix``) is filled through a temporary (numpy
   writes it directly); the result is the same.
-* ``out=`` of another dtype than the operands' result dtype, without ``dtype=``: numpy's C einsum
-  computes in the common dtype of the operands *and out* (bools are counted into an int8 out:
-  ``einsum('i->', [True, True], out=int8)`` is 2; int8 sums into an int64 out do not wrap),
-  while numpy's ``optimize=True`` path computes in the operands' dtype (``'i,i->'`` of int8 into
-  an int64 out wraps). We compute in the operands' result dtype, as with ``out=None``, then cast
-  into ``out`` (``1``; wrapped). ``dtype=out.dtype`` gives the C einsum's answer. The fuzz
-  accepts both; see test_out_of_another_dtype.
+* ``out=`` of another dtype than the operands' result dtype, without ``dtype=``: like numpy's
+  default (C) einsum we compute in the common dtype of the operands *and out* (bools are counted
+  into an int8 out: ``einsum('i->', [True, True], out=int8)`` is 2; int8 sums into an int64 out
+  do not wrap). numpy's own ``optimize=True`` path computes in the operands' dtype instead; the
+  fuzz accepts both; see test_out_of_another_dtype.
 
 Problems found and fixed here (contract/api.py, contract/parser.py)
 -------------------------------------------------------------------
@@ -1494,19 +1492,20 @@ def test_object_dtype_expression_with_ellipsis():
 
 
 def test_out_of_another_dtype():
-    """Pinned difference (module docstring): computed in the operands' dtype, cast into out."""
+    """Like numpy's C einsum: computed in the common dtype of the operands and out."""
     b = np.array([True, True])
     i8 = np.array([100, 100], np.int8)
     for fn in (contract.einsum, contract.contract, _einsum_no_opt):
         out = np.zeros((), np.int8)
         fn("i->", b, out=out)
-        assert out == 1  # numpy's C einsum: 2 (counted in int8)
+        assert out == np.einsum("i->", b, out=np.zeros((), np.int8)) == 2
         out = np.zeros((), np.int64)
         fn("i,i->", i8, i8, out=out)
-        assert out == np.einsum("i,i->", i8, i8, out=np.zeros((), np.int64), optimize=True) == 32
-        out = np.zeros((), np.int8)
-        fn("i->", b, out=out, dtype=np.int8)  # dtype= gives numpy's C answer
-        assert out == np.einsum("i->", b, out=np.zeros((), np.int8), dtype=np.int8) == 2
+        assert out == np.einsum("i,i->", i8, i8, out=np.zeros((), np.int64)) == 20000
+    expr = contract.contract_expression("i->", (2,))
+    out = np.zeros((), np.int8)
+    expr(b, out=out)
+    assert out == 2
 
 
 def test_single_non_string_argument():
