@@ -377,6 +377,12 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
     >>> einsum(a, [0, 1], b, [1, 2], [0, 2]).shape
     (2, 4)
     """
+    return _evaluate(subscripts, operands, out, dtype, order, casting, optimize, None, True)
+
+
+def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: Any,
+              casting: Any, optimize: Any, memory_limit: Any, use_blas: bool) -> Any:
+    """The body of :func:`einsum` and :func:`contract`: validate, then run."""
     sub, ops = split_operands((subscripts, *operands))
     order, casting = _check_keywords(order, casting)
     optimize = normalize_optimize(optimize)
@@ -386,7 +392,7 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
     if out is not None:
         result = _with_out_dtype(result, out, dtype)
         out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
-    return _run(eq, arrays, result, out, order, optimize, None)
+    return _run(eq, arrays, result, out, order, optimize, memory_limit, use_blas)
 
 
 def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: str,
@@ -477,16 +483,8 @@ def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dty
     if backend not in ("auto", "numpy", "contract"):
         raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
                          f"got {backend!r}")
-    sub, ops = split_operands((subscripts, *operands))
-    order, casting = _check_keywords(order, casting)
-    optimize = normalize_optimize(optimize)
-    eq, arrays, result = _prepare(sub, ops, dtype, casting)
-    if eq is None:
-        return _delegate(subscripts, operands, out, dtype, order, casting)
-    if out is not None:
-        result = _with_out_dtype(result, out, dtype)
-        out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
-    return _run(eq, arrays, result, out, order, optimize, memory_limit, bool(use_blas))
+    return _evaluate(subscripts, operands, out, dtype, order, casting, optimize, memory_limit,
+                     bool(use_blas))
 
 
 def contract_path(subscripts: Any, *operands: Any, optimize: Any = "auto",

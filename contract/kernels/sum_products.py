@@ -140,7 +140,7 @@ def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
     """acc + sum_i prod_k ops[k][...] for i < n (the tight dimension is summed)."""
     c, has_c = _hoisted(pos, ops, strides, last)
     if n_vary == 0:  # every operand is constant along the tight dimension
-        for i in range(n):
+        for _i in range(n):
             acc += c
     elif n_vary == 1:
         a = ops[vary[0]]
@@ -175,6 +175,22 @@ def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
             p = _scaled(c, has_c, p)
             acc += p
     return acc
+
+
+@jit
+def _advance(idx, pos, extents, strides, lo, hi):
+    """Step the odometer ``idx[lo..hi]`` (``hi`` fastest) and the offsets ``pos`` with it."""
+    d = hi
+    while d >= lo:
+        idx[d] += 1
+        for k in range(pos.shape[0]):
+            pos[k] += strides[k, d]
+        if idx[d] < extents[d]:
+            return
+        for k in range(pos.shape[0]):
+            pos[k] -= idx[d] * strides[k, d]
+        idx[d] = 0
+        d -= 1
 
 
 @jit
@@ -226,32 +242,10 @@ def _run_range(
                 )
             else:
                 acc = _tight_sum(acc, pos, ops, strides, last, n_tight, n_vary, vary, zero)
-            # odometer over the middle dims (last middle dim fastest)
-            d = last - 1
-            while d >= n_outer:
-                idx[d] += 1
-                for k in range(nops + 1):
-                    pos[k] += strides[k, d]
-                if idx[d] < extents[d]:
-                    break
-                for k in range(nops + 1):
-                    pos[k] -= idx[d] * strides[k, d]
-                idx[d] = 0
-                d -= 1
+            _advance(idx, pos, extents, strides, n_outer, last - 1)  # middle dims
         if not inner_out:
             out[_u(base[0])] = acc
-        # odometer over the outer dims
-        d = n_outer - 1
-        while d >= 0:
-            idx[d] += 1
-            for k in range(nops + 1):
-                base[k] += strides[k, d]
-            if idx[d] < extents[d]:
-                break
-            for k in range(nops + 1):
-                base[k] -= idx[d] * strides[k, d]
-            idx[d] = 0
-            d -= 1
+        _advance(idx, base, extents, strides, 0, n_outer - 1)  # outer dims
 
 
 @jit
