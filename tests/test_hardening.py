@@ -94,18 +94,13 @@ Problems found and fixed here (contract/api.py, contract/parser.py)
 * Sublist labels that are bools (``[0, True]``) are refused with TypeError, as numpy does; a tab
   or newline in the subscripts is an invalid subscript (numpy ignores spaces only).
 
-Known problems pinned as strict xfails (their fixes belong in other modules)
------------------------------------------------------------------------------
-* The Numba disk cache is keyed on the kernel source file only: a change of the options in
-  ``kernels/_jit.py`` (fastmath, parallel, ...) is served the stale cached machine code
-  (numba/numba#10821; pytensor added its fastmath flags to its own key for this reason).
-
 Fixed after this module first pinned them (the tests now guard them): complex NaN/Inf and uint64
 sums in the kernels (products no longer start from ``zero + 1``), concurrent launches under the
 workqueue layer and parallel kernels in a child forked after OpenMP ran (executor: one parallel
 launch at a time, serial kernels after such a fork), ``optimize='dp'`` with ``memory_limit``
 (falls back to one fused contraction), the bare ``optimize='einsum_path'`` (refused), and the
-byte-swapped single-operand view (returned as a view, like numpy).
+byte-swapped single-operand view (returned as a view, like numpy), and stale cached kernels
+after a change of the jit options (kernels/_jit.py puts them in Numba's cache key).
 """
 
 from __future__ import annotations
@@ -2219,14 +2214,6 @@ def test_modified_kernel_is_recompiled_not_loaded_stale(populated_cache):
     )
 
 
-@_known_bug(
-    "Numba keys its cache on the source file of the function "
-    "(content hash) and the bytecode, not on the options set in kernels/_jit.py: "
-    "changing FASTMATH/parallel/... there is served stale machine code. Fix in "
-    "_jit.py: fold a fingerprint of the options (and the package version) into "
-    "the cache key, e.g. a FunctionCache subclass whose _index_key adds it, or a "
-    "per-fingerprint cache directory."
-)
 def test_changed_jit_options_are_not_loaded_stale(populated_cache):
     root, env, _, _ = populated_cache
     _probe(root, env)  # make sure the cache holds this source's kernels

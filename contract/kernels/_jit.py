@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import types
 import warnings
 
 import numba
@@ -62,15 +63,34 @@ def _cache_wanted() -> bool:
 CACHE_ENABLED = _cache_wanted()
 
 
+def _keyed(func, options: dict):
+    """``func`` with the jit options (and numba's version) in its cache key.
+
+    Numba keys its disk cache on the source file's stamp, the bytecode and the closure's cell
+    contents -- not on the options it compiles with (numba/numba#10821) -- so a change here would
+    be served stale machine code. An unused closure cell holding the options fixes that.
+    """
+    if func.__closure__ is not None:
+        return func
+    fingerprint = repr((sorted(options.items(), key=str), numba.__version__))
+    code = func.__code__.replace(co_freevars=("_contract_jit_options",))
+    cell = types.CellType(fingerprint)
+    keyed = types.FunctionType(code, func.__globals__, func.__name__, func.__defaults__, (cell,))
+    keyed.__doc__, keyed.__qualname__, keyed.__module__ = (
+        func.__doc__,
+        func.__qualname__,
+        func.__module__,
+    )
+    return keyed
+
+
 def jit(func):
     """Compile a serial kernel (nopython, cached, reassociation-only fastmath)."""
-    return numba.njit(
-        cache=CACHE_ENABLED,
-        fastmath=FASTMATH,
-        nogil=True,
-    )(func)
+    options = {"cache": CACHE_ENABLED, "fastmath": FASTMATH, "nogil": True}
+    return numba.njit(**options)(_keyed(func, options))
 
 
 def jit_parallel(func):
     """Compile a ``prange`` kernel (as :func:`jit`, plus ``parallel=True``)."""
-    return numba.njit(cache=CACHE_ENABLED, fastmath=FASTMATH, nogil=True, parallel=True)(func)
+    options = {"cache": CACHE_ENABLED, "fastmath": FASTMATH, "nogil": True, "parallel": True}
+    return numba.njit(**options)(_keyed(func, options))
