@@ -72,7 +72,11 @@ def _keyed(func, options: dict):
     """
     if func.__closure__ is not None:
         return func
-    fingerprint = repr((sorted(options.items(), key=str), numba.__version__))
+    # sets are sorted: their repr follows the per-process string hash seed, which would give
+    # every process its own key (and no cache hits at all)
+    canonical = sorted((k, sorted(v) if isinstance(v, (set, frozenset)) else v)
+                       for k, v in options.items())
+    fingerprint = repr((canonical, numba.__version__))
     code = func.__code__.replace(co_freevars=("_contract_jit_options",))
     cell = types.CellType(fingerprint)
     keyed = types.FunctionType(code, func.__globals__, func.__name__, func.__defaults__, (cell,))
