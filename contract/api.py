@@ -156,6 +156,12 @@ def _is_native(dtype: np.dtype) -> bool:
         dtype.kind == "c" and dtype.itemsize <= 16)
 
 
+def _runs_natively(arrays: Sequence[np.ndarray], dtype: Any) -> bool:
+    """True when the kernels handle every operand (and ``dtype=``); else numpy.einsum does."""
+    return all(_is_native(a.dtype) for a in arrays) and (
+        dtype is None or _is_native(np.dtype(dtype)))
+
+
 def _check_plan_sizes(plan: Plan, size: dict[int, int], itemsize: int,
                       output_allocated: bool) -> None:
     """Refuse, before any arithmetic, a plan the engine cannot index or allocate.
@@ -303,9 +309,7 @@ def _prepare(subscripts: Any, operands: Sequence[Any], dtype: Any, casting: str
     arrays = [np.asarray(op) for op in operands]
     if dtype is not None:
         dtype = np.dtype(dtype)
-    if not all(_is_native(a.dtype) for a in arrays) or (
-        dtype is not None and not _is_native(dtype)
-    ):
+    if not _runs_natively(arrays, dtype):
         return None, arrays, None
     eq = _parse(subscripts, tuple(a.shape for a in arrays))
     return eq, arrays, _result_dtype(arrays, dtype, casting)
@@ -626,15 +630,10 @@ class ContractExpression:
                 raise ValueError(f"operand {k} of this expression ({self.contraction}) must have "
                                  f"shape {shape}, got {arr.shape}")
             full.append(arr)
-        if not all(_is_native(a.dtype) for a in full) or (
-            dtype is not None and not _is_native(np.dtype(dtype))
-        ):
-            return np.einsum(self.contraction, *map(_fresh_if_empty, full), out=out,
-                             dtype=dtype, order=order, casting=casting)
-        if out is not None and dtype is None and isinstance(out, np.ndarray) and _is_native(
-            out.dtype
-        ):
-            dtype = np.result_type(*full, out.dtype)  # numpy computes in the dtype of out too
+        if not _runs_natively(full, dtype):
+            return _delegate(self.contraction, full, out, dtype, order, casting)
+        if out is not None and dtype is None:
+            dtype = _with_out_dtype(np.result_type(*full), out, None)  # numpy counts out's dtype
         plan, result = self._plan_for(full, dtype, casting)
         if out is not None:
             out = _check_out(out, tuple(self.equation.size_dict[lab]
