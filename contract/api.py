@@ -9,8 +9,8 @@ Object, string and other non-numeric dtypes are delegated to :func:`numpy.einsum
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,12 @@ import numpy as np
 from .executor import execute
 from .layout import needs_copy
 from .parser import Equation, label_name, parse, split_operands
-from .planner import Plan, make_plan, normalize_optimize
+from .planner import Plan, make_plan, normalize_optimize, runs_in_numpy_loop
+
+try:  # numpy's C einsum loop, without the Python wrapper of numpy.einsum
+    from numpy._core.multiarray import c_einsum as _numpy_loop
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import c_einsum as _numpy_loop
 
 __all__ = [
     "einsum",
@@ -34,6 +39,14 @@ _CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
 _ORDER_NAMES = {"C": "C", "F": "F", "A": "A", "K": "K", "c": "C", "f": "F", "a": "A", "k": "K"}
 _MAX_INDEX = int(np.iinfo(np.intp).max)  # the kernels index with int64
 _TRIAL_BYTES = 1 << 26  # arrays this large are test-allocated before a plan runs
+
+# The per-call fast path. A call with default keywords whose subscripts, optimize (and its type),
+# use_blas and operand types, shapes and dtypes were seen before skips parsing, keyword checks and
+# planning: it goes straight to what the first such call decided (numpy's loop for a tiny
+# equation, else the plan). Every key here was validated by a first call that succeeded; at most _RUNNERS_MAX entries.
+Runner = Callable[..., Any]
+_RUNNERS: dict[tuple, Runner] = {}
+_RUNNERS_MAX = 4096
 
 
 # ---------------------------------------------------------------------------------------------
@@ -57,10 +70,14 @@ class PathInfo:
         How each step runs: ``'blas'``, ``'kernel'`` or ``'copy'``.
     eq : str
         The equation as an explicit einsum string.
+    numpy_loop : bool
+        True when the equation is tiny and :func:`einsum` runs the whole call in numpy's C einsum
+        loop, whose cost is below this engine's per-call cost (see the guide).
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, numpy_loop: bool = False) -> None:
         self.plan = plan
+        self.numpy_loop = numpy_loop
         self.path = plan.path
         self.naive_cost = plan.naive_flops
         self.opt_cost = plan.opt_flops
@@ -71,7 +88,7 @@ class PathInfo:
         self.size_dict = {label_name(k): v for k, v in plan.equation.sizes}
 
     def __str__(self) -> str:
-        return self.plan.report()
+        return self.plan.report(self.numpy_loop)
 
     def __repr__(self) -> str:
         return (f"PathInfo(eq={self.eq!r}, path={self.path!r}, opt_cost={self.opt_cost}, "
@@ -381,12 +398,28 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
     >>> einsum(a, [0, 1], b, [1, 2], [0, 2]).shape
     (2, 4)
     """
-    return _evaluate(subscripts, operands, out, dtype, order, casting, optimize, None, True)
+    if out is None and dtype is None and order == "K" and casting == "safe":
+        try:
+            key = (subscripts, type(optimize), optimize, True, _operand_key(operands))
+            runner = _RUNNERS.get(key)
+        except (AttributeError, TypeError):  # operands that are not arrays, unhashable arguments
+            key = runner = None
+        if runner is not None:
+            return runner(*operands)
+    else:
+        key = None
+    return _evaluate(subscripts, operands, out, dtype, order, casting, optimize, None, True, key)
 
 
 def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: Any,
-              casting: Any, optimize: Any, memory_limit: Any, use_blas: bool) -> Any:
-    """The body of :func:`einsum` and :func:`contract`: validate, then run."""
+              casting: Any, optimize: Any, memory_limit: Any, use_blas: bool,
+              key: tuple | None = None) -> Any:
+    """The body of :func:`einsum` and :func:`contract`: validate, then run.
+
+    ``key`` is the fast-path key of a call with default keywords (None otherwise); the runner
+    this call decides on is stored under it when the operands are plain arrays.
+    """
+    raw_optimize = optimize
     sub, ops = split_operands((subscripts, *operands))
     order, casting = _check_keywords(order, casting)
     optimize = normalize_optimize(optimize)
@@ -396,7 +429,68 @@ def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     if out is not None:
         result = _with_out_dtype(result, out, dtype)
         out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
+    cacheable = (key is not None and isinstance(raw_optimize, (bool, str))
+                 and all(type(op) is np.ndarray for op in ops))
+    if _numpy_loop_applies(sub, eq, out, use_blas):
+        try:
+            value = _call_numpy_loop(sub, arrays, out, dtype, order, casting)
+        except (ValueError, TypeError):  # numpy refuses what the parser took: run it here
+            pass
+        else:
+            if cacheable:
+                _remember(key, partial(_numpy_loop, sub))
+            return value
+    if cacheable:
+        plan = make_plan(eq, _computation_dtype(result), optimize, memory_limit, use_blas)
+        _remember(key, partial(_run_planned, eq, result, plan))
+        return _run(eq, arrays, result, None, "K", None, None, plan=plan)
     return _run(eq, arrays, result, out, order, optimize, memory_limit, use_blas)
+
+
+def _operand_key(operands: Sequence[Any]) -> tuple:
+    """Type, shape and dtype of every operand, as one flat tuple (AttributeError for non-arrays).
+
+    Spelled out for up to three operands: this runs on every fast-path call, and a comprehension
+    costs twice as much.
+    """
+    if len(operands) == 2:
+        a, b = operands
+        return (type(a), a.shape, a.dtype, type(b), b.shape, b.dtype)
+    if len(operands) == 3:
+        a, b, c = operands
+        return (type(a), a.shape, a.dtype, type(b), b.shape, b.dtype, type(c), c.shape, c.dtype)
+    if len(operands) == 1:
+        a = operands[0]
+        return (type(a), a.shape, a.dtype)
+    return tuple([(type(a), a.shape, a.dtype) for a in operands])
+
+
+def _numpy_loop_applies(sub: Any, eq: Equation, out: Any, use_blas: bool) -> bool:
+    """Whether a validated call runs in numpy's C einsum loop: a tiny equation in string form
+    (numpy's own spelling of it), with BLAS allowed and ``out`` absent or a plain ndarray."""
+    return (use_blas and type(sub) is str and (out is None or type(out) is np.ndarray)
+            and runs_in_numpy_loop(eq))
+
+
+def _call_numpy_loop(sub: str, arrays: Sequence[np.ndarray], out: np.ndarray | None, dtype: Any,
+                     order: str, casting: str) -> Any:
+    keywords = {"order": order, "casting": casting}
+    if out is not None:
+        keywords["out"] = out
+    if dtype is not None:
+        keywords["dtype"] = dtype
+    return _numpy_loop(sub, *arrays, **keywords)
+
+
+def _remember(key: tuple, runner: Runner) -> None:
+    if len(_RUNNERS) >= _RUNNERS_MAX:
+        _RUNNERS.clear()
+    _RUNNERS[key] = runner
+
+
+def _run_planned(eq: Equation, result: np.dtype, plan: Plan, *arrays: np.ndarray) -> Any:
+    """A fast-path call: operands of the planned shapes and dtypes, default keywords."""
+    return _run(eq, list(arrays), result, None, "K", None, None, plan=plan)
 
 
 def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: str,
@@ -484,11 +578,22 @@ def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dty
     >>> contract("ij,jk,kl->il", a, b, c)[0, 0]
     np.float64(12.0)
     """
+    use_blas = bool(use_blas)
+    key = None
+    if (out is None and dtype is None and order == "K" and casting == "safe"
+            and memory_limit is None and backend == "auto"):
+        try:
+            key = (subscripts, type(optimize), optimize, use_blas, _operand_key(operands))
+            runner = _RUNNERS.get(key)
+        except (AttributeError, TypeError):  # operands that are not arrays, unhashable arguments
+            key = runner = None
+        if runner is not None:
+            return runner(*operands)
     if backend not in ("auto", "numpy", "contract"):
         raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
                          f"got {backend!r}")
     return _evaluate(subscripts, operands, out, dtype, order, casting, optimize, memory_limit,
-                     bool(use_blas))
+                     use_blas, key)
 
 
 def contract_path(subscripts: Any, *operands: Any, optimize: Any = "auto",
@@ -553,7 +658,7 @@ def contract_path(subscripts: Any, *operands: Any, optimize: Any = "auto",
         plan_dtype = np.dtype(np.float64)
     plan = make_plan(eq, _computation_dtype(plan_dtype), normalize_optimize(optimize),
                      memory_limit, bool(use_blas))
-    return plan.path, PathInfo(plan)
+    return plan.path, PathInfo(plan, _numpy_loop_applies(sub, eq, None, bool(use_blas)))
 
 
 class ContractExpression:
@@ -589,6 +694,7 @@ class ContractExpression:
         self._memory_limit = memory_limit
         self._use_blas = bool(use_blas)
         self._plans: dict[tuple[str, ...], tuple[Plan, np.dtype]] = {}
+        self._runners: dict[tuple, Runner] = {}  # the fast path, as for einsum
         self._free = [k for k in range(n) if k not in self._const_arrays]
         self.contraction = self.equation.to_string()
         if isinstance(self._optimize, tuple):  # an explicit path: refuse a bad one now, not later
@@ -615,6 +721,16 @@ class ContractExpression:
         ValueError
             When the number of arrays or any shape differs from the planned ones.
         """
+        if out is None and dtype is None and order == "K" and casting == "safe":
+            try:
+                key = _operand_key(arrays)
+            except AttributeError:
+                key = None
+            runner = self._runners.get(key)
+            if runner is not None:
+                return runner(*arrays)
+        else:
+            key = None
         if len(arrays) != self.num_args:
             raise ValueError(f"this expression takes {self.num_args} operand(s) "
                              f"({self.contraction}), got {len(arrays)}")
@@ -638,7 +754,32 @@ class ContractExpression:
         if out is not None:
             out = _check_out(out, tuple(self.equation.size_dict[lab]
                                         for lab in self.equation.output), result, casting)
+        cacheable = key is not None and all(type(a) is np.ndarray for a in arrays)
+        if _numpy_loop_applies(self._sub, self.equation, out, self._use_blas):
+            try:
+                value = _call_numpy_loop(self._sub, full, out, dtype, order, casting)
+            except (ValueError, TypeError):  # numpy refuses what the parser took: run it here
+                pass
+            else:
+                if cacheable:
+                    self._remember(key, partial(_numpy_loop, self._sub))
+                return value
+        if cacheable:
+            self._remember(key, partial(_run_planned, self.equation, result, plan))
         return _run(self.equation, full, result, out, order, None, None, plan=plan)
+
+    def _remember(self, key: tuple, runner: Runner) -> None:
+        """Store a fast-path runner; with constants, it gets them put in their places first."""
+        if self._const_arrays:
+            runner = partial(self._with_constants, runner)
+        if len(self._runners) >= _RUNNERS_MAX:
+            self._runners.clear()
+        self._runners[key] = runner
+
+    def _with_constants(self, runner: Runner, *arrays: np.ndarray) -> Any:
+        free = iter(arrays)
+        return runner(*[self._const_arrays[k] if k in self._const_arrays else next(free)
+                        for k in range(len(self.shapes))])
 
     def __repr__(self) -> str:
         return f"<ContractExpression('{self.contraction}')>"

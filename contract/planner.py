@@ -31,7 +31,22 @@ import opt_einsum
 
 from .parser import Equation
 
-__all__ = ["Step", "Plan", "make_plan", "normalize_optimize", "BLAS_MIN_FLOPS"]
+__all__ = [
+    "Step",
+    "Plan",
+    "make_plan",
+    "normalize_optimize",
+    "runs_in_numpy_loop",
+    "BLAS_MIN_FLOPS",
+    "NUMPY_LOOP_MAX_WORK",
+]
+
+# A whole equation this small runs in numpy's C einsum loop. Its work is every label's size
+# multiplied, times the operand count; up to 2**15 numpy's loop takes 0.6-25 us (measured:
+# 0.84 us for a 4x4 GEMM, 4.5 us for 24x24, 2.4 us for a 3-operand network of 486 iterations),
+# while this engine's own per-call cost (parsing aside: layouts, allocation, the Numba dispatch of
+# a kernel with tuples of arrays) is 15-30 us. ``0`` switches it off.
+NUMPY_LOOP_MAX_WORK = 1 << 15
 
 # A GEMM-shaped float step goes to NumPy's matmul when it sums over at least 2 elements and does at
 # least this much work; below that NumPy's per-call cost and the transposing copies outweigh the
@@ -102,8 +117,12 @@ class Plan:
         """The total FLOP count of the planned order."""
         return sum(step.flops for step in self.steps)
 
-    def report(self) -> str:
-        """A readable table of the plan: per step the contraction, FLOPs, result size and method."""
+    def report(self, numpy_loop: bool = False) -> str:
+        """A readable table of the plan: per step the contraction, FLOPs, result size and method.
+
+        With ``numpy_loop``, a last line says the whole call runs in numpy's C einsum loop instead
+        (a tiny equation, see :func:`runs_in_numpy_loop`).
+        """
         eq = self.equation
         size = eq.size_dict
         names = _symbol_names(eq)
@@ -134,7 +153,21 @@ class Plan:
                 "copy": "strided copy",
             }[step.method]
             lines.append(f"{k:>4}  {text:<32} {step.flops:>10.4g} {out_size:>12}  {how}")
+        if numpy_loop:
+            lines.append("-" * 78)
+            lines.append(f"Tiny equation ({math.prod(size.values())} loop iterations): the whole call "
+                         f"runs in numpy's C einsum loop")
         return "\n".join(lines)
+
+
+def runs_in_numpy_loop(eq: Equation) -> bool:
+    """Whether :func:`contract.einsum` hands the whole equation to numpy's C einsum loop.
+
+    True for a tiny equation (see ``NUMPY_LOOP_MAX_WORK``) with no zero-size axis, where
+    numpy's loop is done before this engine could launch a kernel.
+    """
+    sizes = eq.size_dict.values()
+    return 0 not in sizes and math.prod(sizes) * len(eq.terms) <= NUMPY_LOOP_MAX_WORK
 
 
 def _kernel_words(step: Step) -> str:
