@@ -43,7 +43,8 @@ _TRIAL_BYTES = 1 << 26  # arrays this large are test-allocated before a plan run
 # The per-call fast path. A call with default keywords whose subscripts, optimize (and its type),
 # use_blas and operand types, shapes and dtypes were seen before skips parsing, keyword checks and
 # planning: it goes straight to what the first such call decided (numpy's loop for a tiny
-# equation, else the plan). Every key here was validated by a first call that succeeded; at most _RUNNERS_MAX entries.
+# equation, else the plan). Every key here was validated by a first call that succeeded; at most
+# _RUNNERS_MAX entries are kept.
 Runner = Callable[..., Any]
 _RUNNERS: dict[tuple, Runner] = {}
 _RUNNERS_MAX = 4096

@@ -10,7 +10,17 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["labelled_view", "buffer_geometry", "flat_view", "kernel_dims", "needs_copy"]
+__all__ = [
+    "labelled_view",
+    "buffer_geometry",
+    "flat_view",
+    "kernel_dims",
+    "needs_copy",
+    "by_stride",
+    "folds",
+    "foldable_tail",
+    "is_blasable",
+]
 
 
 def labelled_view(
@@ -184,3 +194,54 @@ def kernel_dims(
     strides = np.array([[st[k] for _, st in dims] for k in range(len(rows))], dtype=np.int64)
     strides = strides.reshape(len(rows), len(dims))
     return extents, strides, len(folded[0]), bool(inner_out)
+
+
+def by_stride(labels: Sequence[int], strides: dict[int, int]) -> list[int]:
+    """``labels`` from the largest stride to the smallest (stable): the order that can fold."""
+    return sorted(labels, key=lambda lab: -abs(strides[lab]))
+
+
+def folds(labels: Sequence[int], strides: dict[int, int], size: dict[int, int]) -> bool:
+    """Whether axes ``labels`` (in this order) merge into one axis without a copy.
+
+    That is ``numpy.reshape``'s test for a view: each stride equals the next one times the next
+    size. Size-1 labels must not be passed (they merge with anything).
+    """
+    return all(strides[x] == strides[y] * size[y] for x, y in zip(labels, labels[1:]))
+
+
+def foldable_tail(
+    labels: Sequence[int], strides: dict[int, int], size: dict[int, int]
+) -> tuple[list[int], list[int]]:
+    """Split labels (ordered by :func:`by_stride`) into ``(head, tail)``: ``tail`` is the longest
+    run ending at the smallest nonzero stride that folds into one axis; ``head`` is the rest.
+
+    A matrix product can keep ``tail`` as a matrix dimension and loop over ``head`` as extra
+    batch axes, instead of copying the operand to make every label fold.
+    """
+    ordered = list(labels)
+    live = [lab for lab in ordered if strides[lab] != 0]
+    if not live:
+        return ordered, []
+    start = len(live) - 1
+    while start > 0 and strides[live[start - 1]] == strides[live[start]] * size[live[start]]:
+        start -= 1
+    tail = live[start:]
+    return [lab for lab in ordered if lab not in tail], tail
+
+
+def is_blasable(matrix: np.ndarray) -> bool:
+    """Whether numpy's matmul hands the last two axes of ``matrix`` to BLAS without a copy.
+
+    numpy's rule (``is_blasable2d``), for the matrix or its transpose: one axis has unit stride
+    and the other a positive stride, a multiple of the item size, at least the unit axis' length.
+    Otherwise matmul runs a plain C loop that is many times slower than BLAS.
+    """
+    rows, cols = matrix.shape[-2:]
+    s_r, s_c = matrix.strides[-2:]
+    item = matrix.itemsize
+
+    def c_order(s0: int, s1: int, d1: int) -> bool:
+        return s1 == item and s0 % item == 0 and s0 // item >= d1
+
+    return c_order(s_r, s_c, cols) or c_order(s_c, s_r, rows)

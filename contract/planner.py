@@ -155,8 +155,8 @@ class Plan:
             lines.append(f"{k:>4}  {text:<32} {step.flops:>10.4g} {out_size:>12}  {how}")
         if numpy_loop:
             lines.append("-" * 78)
-            lines.append(f"Tiny equation ({math.prod(size.values())} loop iterations): the whole call "
-                         f"runs in numpy's C einsum loop")
+            lines.append(f"Tiny equation ({math.prod(size.values())} loop iterations): the whole "
+                         f"call runs in numpy's C einsum loop")
         return "\n".join(lines)
 
 

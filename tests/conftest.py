@@ -7,6 +7,14 @@ import os
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+import contract.planner
+
+# Tiny equations normally run in numpy's own C einsum loop (the engine's per-call cost is higher
+# there). The suite uses tiny shapes to test the engine, so it switches that off; test_fast_path.py
+# switches it back on to test the numpy-loop path itself.
+contract.planner.NUMPY_LOOP_MAX_WORK = 0
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -102,3 +110,48 @@ def assert_matches(result, expected, dtype=None):
         rtol, atol = 1e-10, 1e-10
     scale = max(1.0, float(np.max(np.abs(expected.astype(np.complex128)), initial=0.0)))
     np.testing.assert_allclose(result, expected, rtol=rtol, atol=atol * scale)
+
+
+LETTERS = "abcdef"
+
+
+@st.composite
+def equations(draw, max_operands=4, allow_zero=True):
+    """(subscripts, shapes): repeated labels, size-1 broadcasting, '...', implicit or explicit."""
+    n_ops = draw(st.integers(1, max_operands))
+    size_choices = [1, 2, 3, 4, 5] + ([0] if allow_zero else [])
+    sizes = {c: draw(st.sampled_from(size_choices)) for c in LETTERS}
+    ell = draw(st.sampled_from([None, None, None, (2,), (3, 2)]))
+    terms, shapes = [], []
+    for _ in range(n_ops):
+        labels = draw(st.lists(st.sampled_from(LETTERS), min_size=0, max_size=4))
+        squeezed = draw(st.sets(st.sampled_from(LETTERS), max_size=2))  # size-1 broadcast
+        shape = [1 if c in squeezed else sizes[c] for c in labels]
+        term = "".join(labels)
+        if ell is not None:
+            n_ell = draw(st.integers(0, len(ell)))
+            ell_shape = list(ell[len(ell) - n_ell :])
+            ell_shape = (
+                [
+                    1 if draw(st.booleans()) and d > 1 and len(ell_shape) > 0 else d
+                    for d in ell_shape
+                ]
+                if draw(st.booleans())
+                else ell_shape
+            )
+            pos = draw(st.integers(0, len(labels)))
+            term = term[:pos] + "..." + term[pos:]
+            shape = shape[:pos] + ell_shape + shape[pos:]
+        terms.append(term)
+        shapes.append(tuple(shape))
+    lhs = ",".join(terms)
+    if draw(st.booleans()):
+        return lhs, shapes  # implicit mode
+    present = sorted(set("".join(terms).replace(".", "")))
+    out = draw(st.permutations(present))
+    out = out[: draw(st.integers(0, len(out)))]
+    out = "".join(out)
+    if ell is not None:
+        pos = draw(st.integers(0, len(out)))
+        out = out[:pos] + "..." + out[pos:]
+    return lhs + "->" + out, shapes

@@ -4,55 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES, LAYOUTS, assert_matches, make_operand
+from conftest import DTYPES, LAYOUTS, assert_matches, equations, make_operand
 from hypothesis import given
 from hypothesis import strategies as st
 
 import contract
-
-LETTERS = "abcdef"
-
-
-@st.composite
-def equations(draw, max_operands=4, allow_zero=True):
-    """(subscripts, shapes): repeated labels, size-1 broadcasting, '...', implicit or explicit."""
-    n_ops = draw(st.integers(1, max_operands))
-    size_choices = [1, 2, 3, 4, 5] + ([0] if allow_zero else [])
-    sizes = {c: draw(st.sampled_from(size_choices)) for c in LETTERS}
-    ell = draw(st.sampled_from([None, None, None, (2,), (3, 2)]))
-    terms, shapes = [], []
-    for _ in range(n_ops):
-        labels = draw(st.lists(st.sampled_from(LETTERS), min_size=0, max_size=4))
-        squeezed = draw(st.sets(st.sampled_from(LETTERS), max_size=2))  # size-1 broadcast
-        shape = [1 if c in squeezed else sizes[c] for c in labels]
-        term = "".join(labels)
-        if ell is not None:
-            n_ell = draw(st.integers(0, len(ell)))
-            ell_shape = list(ell[len(ell) - n_ell :])
-            ell_shape = (
-                [
-                    1 if draw(st.booleans()) and d > 1 and len(ell_shape) > 0 else d
-                    for d in ell_shape
-                ]
-                if draw(st.booleans())
-                else ell_shape
-            )
-            pos = draw(st.integers(0, len(labels)))
-            term = term[:pos] + "..." + term[pos:]
-            shape = shape[:pos] + ell_shape + shape[pos:]
-        terms.append(term)
-        shapes.append(tuple(shape))
-    lhs = ",".join(terms)
-    if draw(st.booleans()):
-        return lhs, shapes  # implicit mode
-    present = sorted(set("".join(terms).replace(".", "")))
-    out = draw(st.permutations(present))
-    out = out[: draw(st.integers(0, len(out)))]
-    out = "".join(out)
-    if ell is not None:
-        pos = draw(st.integers(0, len(out)))
-        out = out[:pos] + "..." + out[pos:]
-    return lhs + "->" + out, shapes
 
 
 def _numpy_or_error(subscripts, operands, **kwargs):

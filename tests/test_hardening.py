@@ -2115,7 +2115,8 @@ _CACHE_PROBE = """
         import contract
         from contract.kernels import _jit, sum_products_serial
         a = np.arange(9, dtype=np.int64).reshape(3, 3)
-        result = contract.contract("ij->i", a)  # one operand: the generic kernel, serial
+        # one tiny operand: the generic kernel, serial (use_blas=False keeps it out of numpy's loop)
+        result = contract.contract("ij->i", a, use_blas=False)
     stats = sum_products_serial.stats
     print(json.dumps({
         "file": contract.__file__,
