@@ -37,6 +37,8 @@ _GEMM_PARALLEL_MIN_WORK = 1 << 20
 # A BLAS product split into several calls (extra batch axes instead of a copy) keeps at least this
 # many multiply-adds per call; below it, one pass to copy the operand costs less.
 _MIN_SPLIT_WORK = 1 << 15
+# A reduction with fewer output rows than this is cut into at most this many partial sums.
+SPLIT_PARTS = 8
 # The shortest block of the tight dimension worth giving to a thread of its own.
 _MIN_BLOCK = 256
 
@@ -159,9 +161,12 @@ def _run_kernel(
         tuple((lab, size[lab]) for lab in out_labels + summed),
         numba.get_num_threads(),
     )
-    offsets, out_off, extents, strides, n_outer, inner_out, n_chunks, n_blocks = layout
+    offsets, out_off, extents, strides, n_outer, inner_out, n_chunks, n_blocks, parts = layout
+    target = out
+    if parts > 1:  # partial sums, one per part of a summed label, added up below
+        target = np.empty((parts, *out.shape), dtype=out.dtype)
     args = (
-        flat_view(out),
+        flat_view(target),
         out_off,
         tuple(buffers),
         offsets,
@@ -173,6 +178,8 @@ def _run_kernel(
     )
     if not (n_chunks and _run_parallel(sum_products_parallel, *args, n_chunks, n_blocks)):
         sum_products_serial(*args)
+    if parts > 1:
+        np.add.reduce(target, axis=0, out=out)
 
 
 @lru_cache(maxsize=4096)
@@ -184,7 +191,14 @@ def _kernel_layout(
     sizes: tuple,
     threads: int,
 ) -> tuple:
-    """Everything about a kernel call that depends only on shapes and strides (cached)."""
+    """Everything about a kernel call that depends only on shapes and strides (cached).
+
+    A reduction whose output has too few rows to share between threads is split: one summed
+    label is cut into ``parts`` ranges whose partial sums go to a scratch array (an extra
+    leading output axis) and are added up afterwards. Whether and how to split depends on the
+    shapes alone, never on the thread count, so results stay bit-identical on any number of
+    threads.
+    """
     size = dict(sizes)
     out_shape, out_strides, item = out_geometry
     out_off, out_est = buffer_geometry(out_shape, out_strides, item)
@@ -195,8 +209,17 @@ def _kernel_layout(
         rows.append(dict(zip(labels, est)))
         offsets.append(off)
     extents, kstrides, n_outer, inner_out = kernel_dims(out_labels, summed, rows, size)
-    work = math.prod(size[lab] for lab in out_labels) * math.prod(size[lab] for lab in summed)
+    out_size = math.prod(size[lab] for lab in out_labels)
+    work = out_size * math.prod(size[lab] for lab in summed)
     outer = math.prod(int(e) for e in extents[:n_outer])
+    parts = 1
+    if outer < SPLIT_PARTS and work >= PARALLEL_MIN_WORK and out_size * SPLIT_PARTS * 16 <= work:
+        split = _split_label(summed, size)
+        if split is not None:
+            label, parts = split
+            extents, kstrides, n_outer, inner_out, out_off = _split_dims(
+                out_labels, summed, rows, size, label, parts, out_shape)
+            outer = math.prod(int(e) for e in extents[:n_outer])
     tight = int(extents[-1])
     # too few outer rows to share: split the tight (output) dimension into blocks as well
     blocks = min(tight // _MIN_BLOCK, 4 * threads) if inner_out and outer < 4 * threads else 1
@@ -210,7 +233,43 @@ def _kernel_layout(
         inner_out,
         4 * threads if parallel else 0,
         max(blocks, 1),
+        parts,
     )
+
+
+def _split_label(summed: tuple[int, ...], size: dict[int, int]) -> tuple[int, int] | None:
+    """The summed label to cut into parts (the largest with a divisor in 2..SPLIT_PARTS) and the
+    number of parts (that divisor, the largest one), or None."""
+    for lab in sorted(summed, key=lambda x: -size[x]):
+        parts = next((p for p in range(SPLIT_PARTS, 1, -1) if size[lab] % p == 0), None)
+        if parts is not None:
+            return lab, parts
+    return None
+
+
+def _split_dims(
+    out_labels: tuple[int, ...], summed: tuple[int, ...], rows: list[dict[int, int]],
+    size: dict[int, int], label: int, parts: int, out_shape: tuple[int, ...],
+) -> tuple:
+    """The kernel layout with ``label`` cut into ``parts`` ranges that become a leading output
+    axis of a C-ordered scratch array of shape ``(parts, *out_shape)``."""
+    part = -1  # a label of its own: parser labels are never negative
+    length = size[label] // parts
+    size = {**size, label: length, part: parts}
+    scratch = [1] * len(out_shape)
+    for axis in range(len(out_shape) - 2, -1, -1):
+        scratch[axis] = scratch[axis + 1] * out_shape[axis + 1]
+    out_row = dict(zip(out_labels, scratch))
+    out_row[part] = math.prod(out_shape)
+    split_rows = [out_row]
+    for row in rows[1:]:
+        row = dict(row)
+        if label in row:
+            row[part] = row[label] * length
+        split_rows.append(row)
+    extents, kstrides, n_outer, inner_out = kernel_dims((part, *out_labels), summed, split_rows,
+                                                        size)
+    return extents, kstrides, n_outer, inner_out, 0
 
 
 def _run_matmul(

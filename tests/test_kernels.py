@@ -115,3 +115,64 @@ def test_specializations_are_bounded():
         # every signature differs only in dtype and operand count
         keys = {(str(sig[0].dtype), len(sig[2])) for sig in kernel.signatures}
         assert len(keys) == len(kernel.signatures), kernel.signatures
+
+
+SPLIT_CASES = [
+    ("ij->", [(512, 512)], True),
+    ("ijk->k", [(64, 64, 40)], True),
+    ("ij,ij->", [(400, 400), (400, 400)], True),
+    ("ijk,ijk->j", [(80, 3, 700), (80, 3, 700)], True),
+    ("ij->", [(263, 509)], False),  # both sizes prime: nothing to cut
+]
+
+
+@pytest.mark.parametrize("subscripts,shapes,splits", SPLIT_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128, np.int64])
+def test_split_reductions_are_thread_count_independent(subscripts, shapes, splits, dtype):
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    if dtype == np.complex128:
+        arrays = [a + 1j * rng.standard_normal(a.shape) for a in arrays]
+    expected = np.einsum(subscripts, *arrays)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(contract.contract(subscripts, *arrays, use_blas=False))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(results[0], expected, rtol=tol, atol=tol * max(1, expected.size))
+    # the layout really cut a summed label (or, for prime sizes, really did not)
+    assert (_split_parts(subscripts, arrays) > 1) == splits
+
+
+def _split_parts(subscripts, arrays):
+    """The ``parts`` entry of the kernel layout the executor builds for a one-step equation."""
+    from contract.executor import _kernel_layout
+    from contract.parser import parse
+
+    eq = parse(subscripts, [a.shape for a in arrays])
+    size = eq.size_dict
+    inputs = [labelled_view(a, t, size) for a, t in zip(arrays, eq.terms)]
+    summed = tuple(lab for lab in dict.fromkeys(sum(eq.terms, ())) if lab not in eq.output)
+    out = np.empty(tuple(size[lab] for lab in eq.output), dtype=arrays[0].dtype)
+    layout = _kernel_layout(
+        eq.output, summed, (out.shape, out.strides, out.itemsize),
+        tuple((labels, view.shape, view.strides) for view, labels in inputs),
+        tuple((lab, size[lab]) for lab in eq.output + summed), numba.get_num_threads())
+    return layout[-1]
+
+
+def test_split_reduction_into_strided_out():
+    rng = np.random.default_rng(10)
+    a = rng.standard_normal((64, 64, 80))[:, ::-1, ::-2]
+    assert _split_parts("ijk->k", [a]) > 1
+    out = np.zeros((3, 40))[1, ::-1]  # a reversed row of a bigger array
+    assert contract.contract("ijk->k", a, out=out, use_blas=False) is out
+    np.testing.assert_allclose(out, np.einsum("ijk->k", a))
+    scalar = np.zeros(())
+    contract.contract("ijk->", a, out=scalar, use_blas=False)
+    np.testing.assert_allclose(scalar, a.sum())
