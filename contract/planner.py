@@ -60,6 +60,9 @@ BLAS_MIN_DOT = 1 << 14
 GEMM_MIN_K = 4
 GEMM_MIN_MN = 4
 GEMM_MIN_WORK = 1 << 15
+# Up to this many operands, a contraction whose pairwise path saves no arithmetic runs as one fused
+# kernel step (no intermediates); the kernel vectorizes up to 3 moving operands, not more.
+FUSE_MAX_OPERANDS = 3
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,29 @@ def _opt_einsum_path(
     return path
 
 
+def _fusing_saves_traffic(
+    path: list[tuple[int, ...]], terms: list[tuple[int, ...]], eq: Equation
+) -> bool:
+    """Whether one fused step does no more arithmetic than ``path`` while skipping its
+    intermediates: Hadamard-style products of up to FUSE_MAX_OPERANDS operands, such as
+    ``ij,ij,ij->ij``, where pairwise steps only add a round trip through memory."""
+    if not 2 < len(terms) <= FUSE_MAX_OPERANDS or len(path) < 2:
+        return False
+    size = eq.size_dict
+    fused = _flops(terms, eq.output, size)
+    work = list(terms)
+    stepwise = 0
+    for k, positions in enumerate(path):
+        picked = [work[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            del work[p]
+        keep = set(eq.output).union(*work) if work else set(eq.output)
+        output = eq.output if k == len(path) - 1 else _intermediate_order(picked, keep)
+        stepwise += _flops(picked, output, size)
+        work.append(output)
+    return fused <= stepwise
+
+
 def _largest_intermediate(
     path: list[tuple[int, ...]], terms: list[tuple[int, ...]], eq: Equation
 ) -> int:
@@ -405,6 +431,8 @@ def _make_plan(
     terms = [_distinct(t) for t in eq.terms]
     path = _opt_einsum_path(eq, terms, optimize, memory_limit)
     _check_path(path, len(terms))
+    if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
+        path = [tuple(range(len(terms)))]
 
     naive = _flops(terms, eq.output, size)
     work = list(terms)

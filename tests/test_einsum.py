@@ -238,3 +238,21 @@ def test_memory_limit_is_honoured_by_the_path():
     )
     assert capped.largest_intermediate <= max(500, 20 * 20)
     assert capped.largest_intermediate <= free.largest_intermediate
+
+
+def test_hadamard_style_steps_are_fused():
+    shapes = [(30, 40)] * 3
+    path, info = contract.contract_path("ij,ij,ij->ij", *shapes, shapes=True)
+    assert path == [(0, 1, 2)] and info.methods == ["kernel"]
+    assert contract.contract_path("i,i,i->", (50,), (50,), (50,), shapes=True)[0] == [(0, 1, 2)]
+    # pairwise saves arithmetic here: not fused
+    assert len(contract.contract_path("ij,jk,kl->il", *[(30, 30)] * 3, shapes=True)[0]) == 2
+    # four operands stay pairwise (the kernel vectorizes at most three moving operands)
+    assert len(contract.contract_path("ij,ij,ij,ij->ij", *[(30, 40)] * 4, shapes=True)[0]) == 3
+    # an explicit path is followed as given
+    explicit = contract.contract_path("ij,ij,ij->ij", *shapes, shapes=True,
+                                      optimize=[(0, 1), (0, 1)])[0]
+    assert explicit == [(0, 1), (0, 1)]
+    rng = np.random.default_rng(4)
+    ops = [rng.standard_normal(s) for s in shapes]
+    assert_matches(contract.einsum("ij,ij,ij->ij", *ops), ops[0] * ops[1] * ops[2])

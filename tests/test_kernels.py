@@ -52,6 +52,9 @@ CASES = [
     ("ijk,ikl->jl", [(7, 11, 13), (7, 13, 5)]),
     ("ij,jk,kl->il", [(9, 10), (10, 11), (11, 12)]),
     ("i,j->ij", [(61,), (67,)]),
+    ("ij,ij,ij->ij", [(31, 43)] * 3),  # three unit-stride moving operands, into the output
+    ("ij,ij,ij->i", [(31, 43)] * 3),  # ... and summed
+    ("ij,ji,ij->j", [(31, 43), (43, 31), (31, 43)]),  # three moving, one not unit-stride
 ]
 
 

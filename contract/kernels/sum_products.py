@@ -20,7 +20,8 @@ Dimension layout (decided by the planner, see ``layout.kernel_dims``):
   variant may also split the tight output dimension into blocks when there are few outer rows.
 
 Operands that do not move along the tight dimension are hoisted out of it as one factor, and
-unit-stride tight loops take a contiguous path that LLVM vectorizes.
+unit-stride tight loops with one, two or three moving operands take a contiguous path that LLVM
+vectorizes.
 
 ``zero`` is a zero of the output dtype (it types the accumulator). For each output element the
 order of accumulation is fixed by the layout alone, so serial and parallel runs, and runs on any
@@ -62,6 +63,16 @@ def _hoisted(pos, ops, strides, last):
 def _scaled(c, has_c, p):
     """``c * p`` when there is a hoisted factor, else ``p`` (the branch is loop-invariant)."""
     return c * p if has_c else p
+
+
+@jit
+def _unit3(strides, last, vary):
+    """Whether the three moving operands all have unit stride along the tight dimension."""
+    return (
+        strides[vary[0] + 1, last] == 1
+        and strides[vary[1] + 1, last] == 1
+        and strides[vary[2] + 1, last] == 1
+    )
 
 
 @jit
@@ -121,6 +132,19 @@ def _tight_into_out(out, pos, so, ops, strides, last, t0, t1, assign, n_vary, va
                     out[_u(p0 + i * so)] += _scaled(
                         c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
                     )
+    elif n_vary == 3 and so == 1 and _unit3(strides, last, vary):
+        a = ops[vary[0]]
+        b = ops[vary[1]]
+        d = ops[vary[2]]
+        pa = pos[vary[0] + 1]
+        pb = pos[vary[1] + 1]
+        pd = pos[vary[2] + 1]
+        if assign:
+            for i in range(t0, t1):
+                out[_u(p0 + i)] = _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)] * d[_u(pd + i)])
+        else:
+            for i in range(t0, t1):
+                out[_u(p0 + i)] += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)] * d[_u(pd + i)])
     else:
         for i in range(t0, t1):
             k = vary[0]
@@ -165,6 +189,15 @@ def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
         else:
             for i in range(n):
                 acc += _scaled(c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)])
+    elif n_vary == 3 and _unit3(strides, last, vary):
+        a = ops[vary[0]]
+        b = ops[vary[1]]
+        d = ops[vary[2]]
+        pa = pos[vary[0] + 1]
+        pb = pos[vary[1] + 1]
+        pd = pos[vary[2] + 1]
+        for i in range(n):
+            acc += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)] * d[_u(pd + i)])
     else:
         for i in range(n):
             k = vary[0]
