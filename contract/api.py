@@ -443,8 +443,10 @@ def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
             return value
     if cacheable:
         plan = make_plan(eq, _computation_dtype(result), optimize, memory_limit, use_blas)
-        _remember(key, partial(_run_planned, eq, result, plan))
-        return _run(eq, arrays, result, None, "K", None, None, plan=plan)
+        value = _run(eq, arrays, result, None, "K", None, None, plan=plan)
+        # only after a call succeeded: the runner skips the size checks that call passed
+        _remember(key, _PlannedCall(eq, result, plan, arrays))
+        return value
     return _run(eq, arrays, result, out, order, optimize, memory_limit, use_blas)
 
 
@@ -489,9 +491,31 @@ def _remember(key: tuple, runner: Runner) -> None:
     _RUNNERS[key] = runner
 
 
-def _run_planned(eq: Equation, result: np.dtype, plan: Plan, *arrays: np.ndarray) -> Any:
-    """A fast-path call: operands of the planned shapes and dtypes, default keywords."""
-    return _run(eq, list(arrays), result, None, "K", None, None, plan=plan)
+class _PlannedCall:
+    """A fast-path runner: ``_run`` for operands of the shapes and dtypes a first call validated
+    and planned, with default keywords, minus everything that the shapes and dtypes settle."""
+
+    __slots__ = ("eq", "result", "plan", "comp", "general")
+
+    def __init__(self, eq: Equation, result: np.dtype, plan: Plan, arrays: Sequence[np.ndarray]
+                 ) -> None:
+        self.eq, self.result, self.plan = eq, result, plan
+        self.comp = _computation_dtype(result)
+        # views of an operand, and zero-size axes, take the general path
+        self.general = _is_view_case(eq, arrays, result) or 0 in eq.size_dict.values()
+
+    def __call__(self, *arrays: np.ndarray) -> Any:
+        if self.general:
+            return _run(self.eq, list(arrays), self.result, None, "K", None, None, plan=self.plan)
+        comp = self.comp
+        target = execute(self.plan, [a if a.dtype == comp and not needs_copy(a) else a.astype(comp)
+                                     for a in arrays], None)
+        result = self.result
+        if result.kind == "b":
+            target = target != 0
+        elif target.dtype != result:
+            target = target.astype(result)
+        return target[()] if target.ndim == 0 else target
 
 
 def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: str,
@@ -765,9 +789,10 @@ class ContractExpression:
                 if cacheable:
                     self._remember(key, partial(_numpy_loop, self._sub))
                 return value
-        if cacheable:
-            self._remember(key, partial(_run_planned, self.equation, result, plan))
-        return _run(self.equation, full, result, out, order, None, None, plan=plan)
+        value = _run(self.equation, full, result, out, order, None, None, plan=plan)
+        if cacheable:  # only after a call succeeded: the runner skips its size checks
+            self._remember(key, _PlannedCall(self.equation, result, plan, full))
+        return value
 
     def _remember(self, key: tuple, runner: Runner) -> None:
         """Store a fast-path runner; with constants, it gets them put in their places first."""

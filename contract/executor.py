@@ -97,17 +97,23 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
     eq = plan.equation
     size = eq.size_dict
     work: list[Labelled] = [labelled_view(op, term, size) for op, term in zip(operands, eq.terms)]
-    last = len(plan.steps) - 1
-    for k, step in enumerate(plan.steps):
-        inputs = [work[p] for p in step.operands]
-        for p in sorted(step.operands, reverse=True):
-            del work[p]
-        work.append(run_step(step, inputs, size, out if k == last else None))
+    steps = plan.steps
+    if len(steps) == 1:
+        result, labels = run_step(steps[0], work, size, out)
+    else:
+        last = len(steps) - 1
+        for k, step in enumerate(steps):
+            inputs = [work[p] for p in step.operands]
+            for p in sorted(step.operands, reverse=True):
+                del work[p]
+            work.append(run_step(step, inputs, size, out if k == last else None))
+        result, labels = work[0]
     if out is not None:
         return out
-    result, labels = work[0]
-    if plan.steps[-1].method == "copy":
+    if steps[-1].method == "copy":
         result = np.copy(result, order="K")  # a copy step's result is a view of an operand
+    if labels == eq.output:
+        return result
     return result.transpose([labels.index(lab) for lab in eq.output])
 
 
@@ -131,7 +137,7 @@ def run_step(
         return _run_matmul(inputs, step.output, size, out, step.method)
     if out is None:
         out = np.empty(tuple(size[lab] for lab in step.output), dtype=inputs[0][0].dtype)
-    _run_kernel(inputs, out, step.output, step.summed, size)
+    _run_kernel(inputs, out, step.output, step.summed)
     return out, step.output
 
 
@@ -140,28 +146,34 @@ def _run_kernel(
     out: np.ndarray,
     out_labels: tuple[int, ...],
     summed: tuple[int, ...],
-    size: dict[int, int],
 ) -> None:
     """out[out_labels] = sum over ``summed`` of the product of the inputs, by the Numba kernel."""
     if out.size == 0:
         return
-    if any(size[lab] == 0 for lab in summed):
+    layout = _kernel_layout(
+        out_labels,
+        summed,
+        (out.shape, out.strides, out.itemsize),
+        tuple([(labels, view.shape, view.strides) for view, labels in inputs]),
+    )
+    if layout is None:  # a summed label has size 0
         out[...] = 0
         return
+    offsets, out_off, extents, strides, n_outer, inner_out, parallel, outer, parts = layout
     buffers = []
     for view, _ in inputs:
         buf = flat_view(view)
         buf.flags.writeable = False  # one Numba type (readonly) for every input buffer
         buffers.append(buf)
-    layout = _kernel_layout(
-        out_labels,
-        summed,
-        (out.shape, out.strides, out.itemsize),
-        tuple((labels, view.shape, view.strides) for view, labels in inputs),
-        tuple((lab, size[lab]) for lab in out_labels + summed),
-        numba.get_num_threads(),
-    )
-    offsets, out_off, extents, strides, n_outer, inner_out, n_chunks, n_blocks, parts = layout
+    n_chunks = n_blocks = 0
+    if parallel:  # the thread count is read only for steps big enough to share
+        threads = numba.get_num_threads()
+        tight = int(extents[-1])
+        # too few outer rows to share: split the tight (output) dimension into blocks as well
+        n_blocks = max(1, min(tight // _MIN_BLOCK, 4 * threads)
+                       if inner_out and outer < 4 * threads else 1)
+        if threads > 1 and (outer > 1 or n_blocks > 1):
+            n_chunks = 4 * threads
     target = out
     if parts > 1:  # partial sums, one per part of a summed label, added up below
         target = np.empty((parts, *out.shape), dtype=out.dtype)
@@ -188,10 +200,9 @@ def _kernel_layout(
     summed: tuple[int, ...],
     out_geometry: tuple,
     in_geometry: tuple,
-    sizes: tuple,
-    threads: int,
-) -> tuple:
-    """Everything about a kernel call that depends only on shapes and strides (cached).
+) -> tuple | None:
+    """Everything about a kernel call that depends only on shapes and strides (cached); None
+    when a summed label has size 0 (the output is all zeros).
 
     A reduction whose output has too few rows to share between threads is split: one summed
     label is cut into ``parts`` ranges whose partial sums go to a scratch array (an extra
@@ -199,8 +210,12 @@ def _kernel_layout(
     shapes alone, never on the thread count, so results stay bit-identical on any number of
     threads.
     """
-    size = dict(sizes)
     out_shape, out_strides, item = out_geometry
+    size = dict(zip(out_labels, out_shape))
+    for labels, shape, _ in in_geometry:
+        size.update(zip(labels, shape))
+    if any(size[lab] == 0 for lab in summed):
+        return None
     out_off, out_est = buffer_geometry(out_shape, out_strides, item)
     rows = [dict(zip(out_labels, out_est))]
     offsets = []
@@ -220,10 +235,6 @@ def _kernel_layout(
             extents, kstrides, n_outer, inner_out, out_off = _split_dims(
                 out_labels, summed, rows, size, label, parts, out_shape)
             outer = math.prod(int(e) for e in extents[:n_outer])
-    tight = int(extents[-1])
-    # too few outer rows to share: split the tight (output) dimension into blocks as well
-    blocks = min(tight // _MIN_BLOCK, 4 * threads) if inner_out and outer < 4 * threads else 1
-    parallel = work >= PARALLEL_MIN_WORK and threads > 1 and (outer > 1 or blocks > 1)
     return (
         np.array(offsets, dtype=np.int64),
         out_off,
@@ -231,8 +242,8 @@ def _kernel_layout(
         kstrides,
         n_outer,
         inner_out,
-        4 * threads if parallel else 0,
-        max(blocks, 1),
+        work >= PARALLEL_MIN_WORK,
+        outer,
         parts,
     )
 

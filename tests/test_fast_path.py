@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contract
-from contract import api, planner
+from contract import api, executor, planner
 
 SHIPPED_THRESHOLD = 1 << 15
 
@@ -205,3 +205,26 @@ def test_runner_cache_is_bounded(fresh_runners, monkeypatch):
         a = np.ones((n, 2))
         assert_matches(contract.einsum("ij->i", a), np.full(n, 2.0))
     assert len(api._RUNNERS) <= 8
+
+
+def test_a_failed_call_leaves_no_runner_behind(fresh_runners, monkeypatch):
+    # the intermediate d,d->d (8 GB) would fit; the result (477 PiB) never does
+    ops = [np.broadcast_to(1.0, (10**9,)), np.broadcast_to(1.0, (2**26,)),
+           np.broadcast_to(1.0, (10**9,))]
+    with pytest.raises(MemoryError):
+        contract.einsum("d,b,d->bd", *ops)
+    assert not api._RUNNERS
+
+    def no_step_may_run(*args, **kwargs):
+        raise AssertionError("a step ran before the size checks")
+
+    monkeypatch.setattr(executor, "run_step", no_step_may_run)
+    for _ in range(2):  # the same key again, through einsum and contract
+        with pytest.raises(MemoryError):
+            contract.einsum("d,b,d->bd", *ops)
+        with pytest.raises(MemoryError):
+            contract.contract("d,b,d->bd", *ops)
+    expr = contract.contract_expression("d,b,d->bd", *[o.shape for o in ops])
+    for _ in range(2):
+        with pytest.raises(MemoryError):
+            expr(*ops)
