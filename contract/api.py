@@ -227,11 +227,15 @@ def _computation_dtype(result: np.dtype) -> np.dtype:
 
 def _result_dtype(arrays: Sequence[np.ndarray], dtype: Any, casting: str) -> np.dtype:
     result = np.result_type(*arrays) if dtype is None else np.dtype(dtype)
+    _check_operand_casts(arrays, result, casting)
+    return result
+
+
+def _check_operand_casts(arrays: Sequence[np.ndarray], result: np.dtype, casting: str) -> None:
     for k, arr in enumerate(arrays):
         if not np.can_cast(arr.dtype, result, casting=casting):
             raise TypeError(f"Cannot cast einsum operand {k} from {arr.dtype!r} to {result!r} "
                             f"according to the rule {casting!r}")
-    return result
 
 
 def _with_out_dtype(result: np.dtype, out: Any, dtype: Any) -> np.dtype:
@@ -428,7 +432,10 @@ def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     if eq is None:
         return _delegate(subscripts, operands, out, dtype, order, casting)
     if out is not None:
-        result = _with_out_dtype(result, out, dtype)
+        widened = _with_out_dtype(result, out, dtype)
+        if widened != result:  # numpy computes in the wider dtype: the operands must cast to it
+            _check_operand_casts(arrays, widened, casting)
+            result = widened
         out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
     cacheable = (key is not None and isinstance(raw_optimize, (bool, str))
                  and all(type(op) is np.ndarray for op in ops))

@@ -1,7 +1,8 @@
 """Turn an Equation, its dtype and an ``optimize=`` choice into a frozen Plan of Steps.
 
 The contraction order comes from opt_einsum (every ``optimize=`` form it accepts is passed
-straight through); then each step is told how it runs:
+straight through), except that up to ``FUSE_MAX_OPERANDS`` operands whose pairwise path saves no
+arithmetic (``ij,ij,ij->ij``) become one fused step; then each step is told how it runs:
 
 ``blas``
     a float/complex pairwise step shaped like a (batched) matrix product, run by NumPy's matmul;
@@ -14,6 +15,8 @@ straight through); then each step is told how it runs:
     generic strided Numba kernel;
 ``copy``
     a single operand that is only transposed or has a diagonal taken (no sum): a strided copy.
+
+:func:`runs_in_numpy_loop` flags tiny equations, which the API hands whole to numpy's C loop.
 
 The Plan is plain data (tuples of ints and strings), so it can be cached, printed, and one day
 built at compile time inside Numba.
@@ -79,7 +82,7 @@ class Step:
     output : tuple of int
         The labels of the result, in axis order.
     method : str
-        ``'blas'``, ``'kernel'`` or ``'copy'``.
+        ``'blas'``, ``'gemm'``, ``'kernel'`` or ``'copy'``.
     flops : int
         Floating-point operation count as opt_einsum counts it.
     """

@@ -162,6 +162,12 @@ def test_dtype_and_casting():
     with pytest.raises(TypeError):
         contract.einsum("i->i", a, out=np.empty(4, np.float32))
     assert contract.einsum("i,i", a.astype(np.int32), a.astype(np.int32), dtype=np.float64) == 14
+    # out= widens the computation dtype (as in numpy), and the operands must cast to that one
+    flags = np.array([True, False])
+    for fn in (np.einsum, contract.einsum):
+        with pytest.raises(TypeError):
+            fn("i->i", flags, out=np.zeros(2, np.int8), casting="equiv")
+    assert contract.einsum("i->i", flags, out=np.zeros(2, np.int8)).tolist() == [1, 0]
 
 
 def test_out_overlapping_an_input_gives_numpy_answer():
