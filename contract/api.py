@@ -403,16 +403,11 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
     >>> einsum(a, [0, 1], b, [1, 2], [0, 2]).shape
     (2, 4)
     """
+    key = None
     if out is None and dtype is None and order == "K" and casting == "safe":
-        try:
-            key = (subscripts, type(optimize), optimize, True, _operand_key(operands))
-            runner = _RUNNERS.get(key)
-        except (AttributeError, TypeError):  # operands that are not arrays, unhashable arguments
-            key = runner = None
+        key, runner = _fast_lookup(subscripts, optimize, True, operands)
         if runner is not None:
             return runner(*operands)
-    else:
-        key = None
     return _evaluate(subscripts, operands, out, dtype, order, casting, optimize, None, True, key)
 
 
@@ -455,6 +450,16 @@ def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
         _remember(key, _PlannedCall(eq, result, plan, arrays))
         return value
     return _run(eq, arrays, result, out, order, optimize, memory_limit, use_blas)
+
+
+def _fast_lookup(subscripts: Any, optimize: Any, use_blas: bool, operands: Sequence[Any]
+                 ) -> tuple[tuple | None, Runner | None]:
+    """The fast-path key of a call with default keywords, and the runner stored under it."""
+    try:
+        key = (subscripts, type(optimize), optimize, use_blas, _operand_key(operands))
+        return key, _RUNNERS.get(key)
+    except (AttributeError, TypeError):  # operands that are not arrays, unhashable arguments
+        return None, None
 
 
 def _operand_key(operands: Sequence[Any]) -> tuple:
@@ -614,11 +619,7 @@ def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dty
     key = None
     if (out is None and dtype is None and order == "K" and casting == "safe"
             and memory_limit is None and backend == "auto"):
-        try:
-            key = (subscripts, type(optimize), optimize, use_blas, _operand_key(operands))
-            runner = _RUNNERS.get(key)
-        except (AttributeError, TypeError):  # operands that are not arrays, unhashable arguments
-            key = runner = None
+        key, runner = _fast_lookup(subscripts, optimize, use_blas, operands)
         if runner is not None:
             return runner(*operands)
     if backend not in ("auto", "numpy", "contract"):
