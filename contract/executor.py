@@ -99,7 +99,7 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
     work: list[Labelled] = [labelled_view(op, term, size) for op, term in zip(operands, eq.terms)]
     steps = plan.steps
     if len(steps) == 1:
-        result, labels = run_step(steps[0], work, size, out)
+        result, labels = run_step(steps[0], [work[p] for p in steps[0].operands], size, out)
     else:
         last = len(steps) - 1
         for k, step in enumerate(steps):
