@@ -89,6 +89,14 @@ def make_operand(shape, dtype, layout="C", rng=None):
     raise ValueError(layout)
 
 
+def numpy_or_error(subscripts, operands, **kwargs):
+    """``(numpy.einsum's result, None)``, or ``(None, the exception it raised)``."""
+    try:
+        return np.einsum(subscripts, *operands, **kwargs), None
+    except Exception as err:  # noqa: BLE001 - callers compare exception types
+        return None, err
+
+
 def assert_matches(result, expected, dtype=None):
     """Compare against numpy with a tolerance that depends on the dtype.
 

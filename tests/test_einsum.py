@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES, LAYOUTS, assert_matches, equations, make_operand
+from conftest import (
+    DTYPES,
+    LAYOUTS,
+    assert_matches,
+    equations,
+    make_operand,
+    numpy_or_error,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 import contract
-
-
-def _numpy_or_error(subscripts, operands, **kwargs):
-    try:
-        return np.einsum(subscripts, *operands, **kwargs), None
-    except Exception as err:  # noqa: BLE001 - we compare exception types
-        return None, err
 
 
 @given(
@@ -29,7 +29,7 @@ def test_matches_numpy(eq, dtype, layouts, optimize, seed):
     subscripts, shapes = eq
     rng = np.random.default_rng(seed)
     ops = [make_operand(s, dtype, lay, rng) for s, lay in zip(shapes, layouts)]
-    expected, err = _numpy_or_error(subscripts, ops)
+    expected, err = numpy_or_error(subscripts, ops)
     if err is not None:
         with pytest.raises(type(err)):
             contract.einsum(subscripts, *ops, optimize=optimize)
@@ -44,7 +44,7 @@ def test_contract_and_expression_match_numpy(eq, seed, use_blas):
     subscripts, shapes = eq
     rng = np.random.default_rng(seed)
     ops = [make_operand(s, np.float64, "C", rng) for s in shapes]
-    expected, err = _numpy_or_error(subscripts, ops)
+    expected, err = numpy_or_error(subscripts, ops)
     if err is not None:
         return
     assert_matches(contract.contract(subscripts, *ops, use_blas=use_blas), expected)
@@ -62,7 +62,7 @@ def test_out_argument(eq, out_dtype, layout, seed):
     subscripts, shapes = eq
     rng = np.random.default_rng(seed)
     ops = [make_operand(s, np.float32, "C", rng) for s in shapes]
-    expected, err = _numpy_or_error(subscripts, ops)
+    expected, err = numpy_or_error(subscripts, ops)
     if err is not None:
         return
     expected = np.asarray(expected).astype(out_dtype)

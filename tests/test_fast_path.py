@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES, LAYOUTS, assert_matches, equations, make_operand
+from conftest import (
+    DTYPES,
+    LAYOUTS,
+    assert_matches,
+    equations,
+    make_operand,
+    numpy_or_error,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,13 +40,6 @@ def fresh_runners():
     api._RUNNERS.clear()
 
 
-def _numpy_or_error(subscripts, operands, **kwargs):
-    try:
-        return np.einsum(subscripts, *operands, **kwargs), None
-    except Exception as err:  # noqa: BLE001 - we compare exception types
-        return None, err
-
-
 def _same(result, expected):
     """Bit-identical, same type and dtype: the numpy loop *is* numpy's answer."""
     assert type(result) is type(expected)
@@ -58,7 +58,7 @@ def test_tiny_calls_are_numpys_answer_first_and_second_time(numpy_loop, eq, dtyp
     subscripts, shapes = eq
     rng = np.random.default_rng(seed)
     ops = [make_operand(s, dtype, lay, rng) for s, lay in zip(shapes, layouts)]
-    expected, err = _numpy_or_error(subscripts, ops)
+    expected, err = numpy_or_error(subscripts, ops)
     if err is not None:
         for _ in range(2):  # an error is never cached
             with pytest.raises(type(err)):
