@@ -532,9 +532,29 @@ class _PlannedCall:
 
 def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: str,
               casting: str) -> Any:
-    """Object and other non-numeric dtypes: numpy.einsum does the work."""
-    return np.einsum(_fresh_if_empty(subscripts), *map(_fresh_if_empty, operands), out=out,
-                     dtype=dtype, order=order, casting=casting)
+    """Object and other non-numeric dtypes: numpy.einsum does the work.
+
+    With an empty long-double operand, numpy's optimize path runs it instead of its C loop:
+    numpy 2.4's C loop corrupts the heap for some empty clongdouble operands ("munmap_chunk():
+    invalid pointer" at a later free), e.g. ``einsum('bd...a,bcb->b...cd', a, b)`` with ``a``
+    of shape ``(2, 0, 3, 2, 3)``; the optimize path, which spells the equation out first, does
+    not. That path returns 0-d arrays where the C loop returns scalars, which is undone here.
+    """
+    args = [_fresh_if_empty(subscripts), *map(_fresh_if_empty, operands)]
+    if not (isinstance(subscripts, str) and any(
+            isinstance(a, np.ndarray) and a.size == 0 for a in args) and any(
+            _is_long_double(a.dtype) for a in args if isinstance(a, np.ndarray))):
+        return np.einsum(*args, out=out, dtype=dtype, order=order, casting=casting)
+    # the optimize path's errors differ from the C loop's: validate the way numpy's C loop does
+    _parse(subscripts, tuple(np.shape(op) for op in operands))
+    result = np.einsum(*args, out=out, dtype=dtype, order=order, casting=casting, optimize=True)
+    if out is None and isinstance(result, np.ndarray) and result.ndim == 0:
+        return result[()]
+    return result
+
+
+def _is_long_double(dtype: np.dtype) -> bool:
+    return (dtype.kind == "f" and dtype.itemsize > 8) or (dtype.kind == "c" and dtype.itemsize > 16)
 
 
 def _fresh_if_empty(arg: Any) -> Any:

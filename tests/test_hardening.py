@@ -1553,6 +1553,32 @@ def test_empty_clongdouble_view_does_not_crash():
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
 
+def test_empty_clongdouble_with_diagonal_does_not_crash():
+    """numpy 2.4's C einsum also corrupts the heap on ``'bd...a,bcb->b...cd'`` with an empty
+    clongdouble operand (found by the long fuzz); the API runs delegated calls with an empty
+    operand through numpy's optimize path, which does not. Results match numpy's C path,
+    scalars included."""
+    code = f"""
+        import sys, numpy as np
+        sys.path.insert(0, {str(PACKAGE_DIR.parent)!r})
+        import contract
+        b = np.broadcast_to(np.ones((1, 1, 2), np.clongdouble), (2, 1, 2))
+        for _ in range(30):
+            a = np.zeros((2, 0, 3, 2, 3), np.clongdouble)
+            r = contract.einsum("bd...a,bcb->b...cd", a, b)
+            assert r.shape == (2, 3, 2, 1, 0) and r.dtype == np.clongdouble
+            s = contract.einsum("bdefa,bcb->", a, b)
+            assert type(s) is np.clongdouble and s == 0
+        junk = [np.ones(1000) for _ in range(2000)]
+        print("ok")
+    """
+    proc = _python(code, timeout=300)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+    empty_objects = np.zeros(0, dtype=object)
+    assert contract.einsum("i,i->", empty_objects, empty_objects) == np.einsum(
+        "i,i->", empty_objects, empty_objects)
+
+
 def test_matrix_out_is_filled_safely():
     m = np.asmatrix(np.arange(4.0).reshape(2, 2))
     for fn in (contract.einsum, contract.contract, _einsum_no_opt):
