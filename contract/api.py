@@ -541,12 +541,14 @@ def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     not. That path returns 0-d arrays where the C loop returns scalars, which is undone here.
     """
     args = [_fresh_if_empty(subscripts), *map(_fresh_if_empty, operands)]
-    if not (isinstance(subscripts, str) and any(
-            isinstance(a, np.ndarray) and a.size == 0 for a in args) and any(
-            _is_long_double(a.dtype) for a in args if isinstance(a, np.ndarray))):
+    if not (isinstance(subscripts, str)
+            and any(isinstance(a, np.ndarray) and a.size == 0 for a in args)):
         return np.einsum(*args, out=out, dtype=dtype, order=order, casting=casting)
-    # the optimize path's errors differ from the C loop's: validate the way numpy's C loop does
+    # validated as for native dtypes: numpy's C loop returns an unchecked view past the data for
+    # 'bb->b' on a (0, 3) operand (reading it crashes for object arrays); the parser refuses it
     _parse(subscripts, tuple(np.shape(op) for op in operands))
+    if not any(_is_long_double(a.dtype) for a in args if isinstance(a, np.ndarray)):
+        return np.einsum(*args, out=out, dtype=dtype, order=order, casting=casting)
     result = np.einsum(*args, out=out, dtype=dtype, order=order, casting=casting, optimize=True)
     if out is None and isinstance(result, np.ndarray) and result.ndim == 0:
         return result[()]
