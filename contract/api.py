@@ -256,6 +256,10 @@ def _check_out(out: Any, shape: tuple[int, ...], result: np.dtype, casting: str)
     if not np.can_cast(result, out.dtype, casting=casting):
         raise TypeError(f"out: cannot cast the result from {result!r} to the dtype of out "
                         f"{out.dtype!r} according to the rule {casting!r}")
+    if not np.can_cast(out.dtype, result, casting=casting):
+        # numpy's einsum reads out= too (a read-write operand), so it checks this direction
+        raise TypeError(f"out: cannot cast the dtype of out {out.dtype!r} to the computation "
+                        f"dtype {result!r} according to the rule {casting!r}")
     return out
 
 
@@ -435,14 +439,12 @@ def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     cacheable = (key is not None and isinstance(raw_optimize, (bool, str))
                  and all(type(op) is np.ndarray for op in ops))
     if _numpy_loop_applies(sub, eq, out, use_blas):
-        try:
-            value = _call_numpy_loop(sub, arrays, out, dtype, order, casting)
-        except (ValueError, TypeError):  # numpy refuses what the parser took: run it here
-            pass
-        else:
-            if cacheable:
-                _remember(key, partial(_numpy_loop, sub))
-            return value
+        # numpy's own answer, errors included (it also refuses an out= it cannot cast back to
+        # the computation dtype, which the checks above do not look at)
+        value = _call_numpy_loop(sub, arrays, out, dtype, order, casting)
+        if cacheable:
+            _remember(key, partial(_numpy_loop, sub))
+        return value
     if cacheable:
         plan = make_plan(eq, _computation_dtype(result), optimize, memory_limit, use_blas)
         value = _run(eq, arrays, result, None, "K", None, None, plan=plan)
@@ -811,14 +813,10 @@ class ContractExpression:
                                         for lab in self.equation.output), result, casting)
         cacheable = key is not None and all(type(a) is np.ndarray for a in arrays)
         if _numpy_loop_applies(self._sub, self.equation, out, self._use_blas):
-            try:
-                value = _call_numpy_loop(self._sub, full, out, dtype, order, casting)
-            except (ValueError, TypeError):  # numpy refuses what the parser took: run it here
-                pass
-            else:
-                if cacheable:
-                    self._remember(key, partial(_numpy_loop, self._sub))
-                return value
+            value = _call_numpy_loop(self._sub, full, out, dtype, order, casting)
+            if cacheable:
+                self._remember(key, partial(_numpy_loop, self._sub))
+            return value
         value = _run(self.equation, full, result, out, order, None, None, plan=plan)
         if cacheable:  # only after a call succeeded: the runner skips its size checks
             self._remember(key, _PlannedCall(self.equation, result, plan, full))

@@ -168,6 +168,11 @@ def test_dtype_and_casting():
         with pytest.raises(TypeError):
             fn("i->i", flags, out=np.zeros(2, np.int8), casting="equiv")
     assert contract.einsum("i->i", flags, out=np.zeros(2, np.int8)).tolist() == [1, 0]
+    # numpy reads out= as well: its dtype must also cast to the computation dtype
+    big = np.ones((300, 300), np.float32)
+    for fn in (np.einsum, contract.einsum):
+        with pytest.raises(TypeError):
+            fn("ij->i", big, dtype=np.float32, out=np.zeros(300))
 
 
 def test_out_overlapping_an_input_gives_numpy_answer():
