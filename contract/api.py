@@ -536,11 +536,12 @@ def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
               casting: str) -> Any:
     """Object and other non-numeric dtypes: numpy.einsum does the work.
 
-    With an empty long-double operand, numpy's optimize path runs it instead of its C loop:
-    numpy 2.4's C loop corrupts the heap for some empty clongdouble operands ("munmap_chunk():
-    invalid pointer" at a later free), e.g. ``einsum('bd...a,bcb->b...cd', a, b)`` with ``a``
-    of shape ``(2, 0, 3, 2, 3)``; the optimize path, which spells the equation out first, does
-    not. That path returns 0-d arrays where the C loop returns scalars, which is undone here.
+    With an empty long-double operand (and no ``out=`` or ``dtype=``), numpy's optimize path runs
+    it instead of its C loop: numpy 2.4's C loop corrupts the heap for some empty clongdouble
+    operands ("munmap_chunk(): invalid pointer" at a later free), e.g.
+    ``einsum('bd...a,bcb->b...cd', a, b)`` with ``a`` of shape ``(2, 0, 3, 2, 3)``; the optimize
+    path, which spells the equation out first, does not. That path returns 0-d arrays where the C
+    loop returns scalars, which is undone here.
     """
     args = [_fresh_if_empty(subscripts), *map(_fresh_if_empty, operands)]
     if not (isinstance(subscripts, str)
@@ -549,7 +550,9 @@ def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     # validated as for native dtypes: numpy's C loop returns an unchecked view past the data for
     # 'bb->b' on a (0, 3) operand (reading it crashes for object arrays); the parser refuses it
     _parse(subscripts, tuple(np.shape(op) for op in operands))
-    if not any(_is_long_double(a.dtype) for a in args if isinstance(a, np.ndarray)):
+    if out is not None or dtype is not None or not any(
+            _is_long_double(a.dtype) for a in args if isinstance(a, np.ndarray)):
+        # (the optimize path skips some of the C loop's out=/dtype= checks, so those stay there)
         return np.einsum(*args, out=out, dtype=dtype, order=order, casting=casting)
     result = np.einsum(*args, out=out, dtype=dtype, order=order, casting=casting, optimize=True)
     if out is None and isinstance(result, np.ndarray) and result.ndim == 0:
