@@ -25,6 +25,7 @@ built at compile time inside Numba.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
@@ -385,6 +386,37 @@ def _opt_einsum_path(
     return path
 
 
+def _walk(
+    path: list[tuple[int, ...]], terms: list[tuple[int, ...]], eq: Equation
+) -> Iterator[tuple[tuple[int, ...], list[tuple[int, ...]], tuple[int, ...]]]:
+    """Each step of ``path`` as (positions, the terms it contracts, its output labels).
+
+    The last step's output is the equation's; an intermediate keeps the labels that later steps
+    or the output still need, in first-appearance order.
+
+    Raises
+    ------
+    ValueError
+        When the last step leaves operands uncontracted (an explicit path).
+    """
+    work = list(terms)
+    last = len(path) - 1
+    for k, positions in enumerate(path):
+        picked = [work[p] for p in positions]
+        for p in sorted(positions, reverse=True):
+            del work[p]
+        if k == last:
+            if work:
+                raise ValueError(
+                    f"optimize: the explicit path leaves {len(work)} operand(s) uncontracted"
+                )
+            output = eq.output
+        else:
+            output = _intermediate_order(picked, set(eq.output).union(*work))
+        yield tuple(positions), picked, output
+        work.append(output)
+
+
 def _fusing_saves_traffic(
     path: list[tuple[int, ...]], terms: list[tuple[int, ...]], eq: Equation
 ) -> bool:
@@ -394,18 +426,8 @@ def _fusing_saves_traffic(
     if not 2 < len(terms) <= FUSE_MAX_OPERANDS or len(path) < 2:
         return False
     size = eq.size_dict
-    fused = _flops(terms, eq.output, size)
-    work = list(terms)
-    stepwise = 0
-    for k, positions in enumerate(path):
-        picked = [work[p] for p in positions]
-        for p in sorted(positions, reverse=True):
-            del work[p]
-        keep = set(eq.output).union(*work) if work else set(eq.output)
-        output = eq.output if k == len(path) - 1 else _intermediate_order(picked, keep)
-        stepwise += _flops(picked, output, size)
-        work.append(output)
-    return fused <= stepwise
+    stepwise = sum(_flops(picked, output, size) for _, picked, output in _walk(path, terms, eq))
+    return _flops(terms, eq.output, size) <= stepwise
 
 
 def _largest_intermediate(
@@ -413,17 +435,8 @@ def _largest_intermediate(
 ) -> int:
     """The largest intermediate (not the result) that ``path`` creates, in elements."""
     size = eq.size_dict
-    work = list(terms)
-    largest = 0
-    for positions in path[:-1]:
-        picked = [work[p] for p in positions]
-        for p in sorted(positions, reverse=True):
-            del work[p]
-        keep = set(eq.output).union(*work)
-        output = _intermediate_order(picked, keep)
-        largest = max(largest, math.prod(size[lab] for lab in output))
-        work.append(output)
-    return largest
+    outputs = [output for _, _, output in _walk(path, terms, eq)][:-1]
+    return max((math.prod(size[lab] for lab in output) for output in outputs), default=0)
 
 
 def _make_plan(
@@ -438,29 +451,11 @@ def _make_plan(
         path = [tuple(range(len(terms)))]
 
     naive = _flops(terms, eq.output, size)
-    work = list(terms)
     steps: list[Step] = []
-    largest = 0
-    for k, positions in enumerate(path):
-        picked = [work[p] for p in positions]
-        for p in sorted(positions, reverse=True):
-            del work[p]
-        if k == len(path) - 1:
-            if work:
-                raise ValueError(
-                    f"optimize: the explicit path leaves {len(work)} operand(s) uncontracted"
-                )
-            output = eq.output
-            largest = max(largest, math.prod(size[lab] for lab in output))
-        else:
-            keep = set(eq.output).union(*work) if work else set(eq.output)
-            output = _intermediate_order(picked, keep)
-            largest = max(largest, math.prod(size[lab] for lab in output))
+    for positions, picked, output in _walk(path, terms, eq):
         method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
-        steps.append(
-            Step(tuple(positions), tuple(picked), output, method, _flops(picked, output, size))
-        )
-        work.append(output)
+        steps.append(Step(positions, tuple(picked), output, method, _flops(picked, output, size)))
+    largest = max(math.prod(size[lab] for lab in step.output) for step in steps)
     name = (
         optimize
         if isinstance(optimize, str)
