@@ -299,7 +299,7 @@ def _run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarr
     if out is None and _is_view_case(eq, arrays, result):
         view = _view_result(eq, arrays[0])
         return view[()] if view.ndim == 0 else view
-    converted = [a if a.dtype == comp and not needs_copy(a) else a.astype(comp) for a in arrays]
+    converted = _in_dtype(arrays, comp)
 
     direct = (out is not None and type(out) is np.ndarray and out.dtype == comp
               and not needs_copy(out)
@@ -323,6 +323,16 @@ def _run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarr
         if target is not out:
             np.copyto(out, target if result.kind != "b" else target != 0, casting="unsafe")
         return out
+    return _as_result(target, result)
+
+
+def _in_dtype(arrays: Sequence[np.ndarray], comp: np.dtype) -> list[np.ndarray]:
+    """The operands as the kernels take them: of dtype ``comp``, native and aligned."""
+    return [a if a.dtype == comp and not needs_copy(a) else a.astype(comp) for a in arrays]
+
+
+def _as_result(target: np.ndarray, result: np.dtype) -> Any:
+    """A computed array as numpy returns it: in ``result``'s dtype, a scalar when 0-d."""
     if result.kind == "b":
         target = target != 0
     elif target.dtype != result:
@@ -521,15 +531,7 @@ class _PlannedCall:
     def __call__(self, *arrays: np.ndarray) -> Any:
         if self.general:
             return _run(self.eq, list(arrays), self.result, None, "K", None, None, plan=self.plan)
-        comp = self.comp
-        target = execute(self.plan, [a if a.dtype == comp and not needs_copy(a) else a.astype(comp)
-                                     for a in arrays], None)
-        result = self.result
-        if result.kind == "b":
-            target = target != 0
-        elif target.dtype != result:
-            target = target.astype(result)
-        return target[()] if target.ndim == 0 else target
+        return _as_result(execute(self.plan, _in_dtype(arrays, self.comp), None), self.result)
 
 
 def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: str,
