@@ -224,7 +224,7 @@ def foldable_tail(
     if not live:
         return ordered, []
     start = len(live) - 1
-    while start > 0 and strides[live[start - 1]] == strides[live[start]] * size[live[start]]:
+    while start > 0 and folds(live[start - 1:start + 1], strides, size):
         start -= 1
     tail = live[start:]
     return [lab for lab in ordered if lab not in tail], tail
