@@ -15,6 +15,18 @@ from .api import (
     einsum,
     einsum_path,
 )
+from .jacobian import (
+    ChainResult,
+    Jacobian,
+    LinearizationCheck,
+    chain,
+    check_linearization,
+    einsum_jacobian,
+    einsum_jvp,
+    einsum_vjp,
+    jacobian_subscripts,
+    numeric_jacobian,
+)
 
 __version__ = "0.1.0"
 
@@ -27,4 +39,15 @@ __all__ = [
     "contract_path",
     "einsum",
     "einsum_path",
+    # the generalized-Jacobian API (documented as contract.jacobian.*)
+    "ChainResult",
+    "Jacobian",
+    "LinearizationCheck",
+    "chain",
+    "check_linearization",
+    "einsum_jacobian",
+    "einsum_jvp",
+    "einsum_vjp",
+    "jacobian_subscripts",
+    "numeric_jacobian",
 ]
