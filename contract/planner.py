@@ -33,13 +33,16 @@ from typing import Any
 import numpy as np
 import opt_einsum
 
-from .parser import Equation
+from .parser import Equation, label_char
 
 __all__ = [
     "Step",
     "Plan",
     "make_plan",
     "normalize_optimize",
+    "split_memory_limit",
+    "PathIndexError",
+    "IncompletePathError",
     "runs_in_numpy_loop",
     "BLAS_MIN_FLOPS",
     "NUMPY_LOOP_MAX_WORK",
@@ -184,16 +187,18 @@ def _kernel_words(step: Step) -> str:
 
 
 def _symbol_names(eq: Equation) -> dict[int, str]:
-    """Printable one-character names for every label (opt_einsum symbols for '...' and wide)."""
+    """Printable one-character names for every label: its own character when it was written as
+    one, else (for '...' dimensions and wide sublist ints) an unused opt_einsum symbol."""
     names: dict[int, str] = {}
-    used = {chr(lab) for t in eq.terms for lab in t if 65 <= lab <= 122}
+    used = {label_char(lab) for t in eq.terms for lab in t} - {None}
     counter = 0
     for t in eq.terms:
         for lab in t:
             if lab in names:
                 continue
-            if 65 <= lab <= 122:
-                names[lab] = chr(lab)
+            char = label_char(lab)
+            if char is not None:
+                names[lab] = char
                 continue
             sym = opt_einsum.get_symbol(counter)
             while sym in used:
@@ -202,6 +207,20 @@ def _symbol_names(eq: Equation) -> dict[int, str]:
             used.add(sym)
             names[lab] = sym
     return names
+
+
+def split_memory_limit(optimize: Any) -> tuple[Any, int | None]:
+    """numpy's ``optimize=(name, memory_limit)`` as ``(name, memory_limit)``; any other form as
+    ``(optimize, None)``. The limit is the largest intermediate allowed, in elements; ``0`` allows
+    none, so the path is one step over all operands."""
+    if (isinstance(optimize, (list, tuple)) and len(optimize) == 2
+            and isinstance(optimize[0], str) and optimize[0] != "einsum_path"
+            and not isinstance(optimize[1], (tuple, list))):
+        try:
+            return optimize[0], int(optimize[1])
+        except (TypeError, ValueError):
+            raise TypeError(f"optimize: the memory limit of {optimize!r} must be an int") from None
+    return optimize, None
 
 
 def normalize_optimize(optimize: Any) -> Any:
@@ -445,7 +464,12 @@ def _make_plan(
     dtype = np.dtype(dtype_char)
     size = eq.size_dict
     terms = [_distinct(t) for t in eq.terms]
-    path = _opt_einsum_path(eq, terms, optimize, memory_limit)
+    if isinstance(optimize, tuple):  # an explicit path, validated as given (even for one operand)
+        _check_path(list(optimize), len(terms))
+    if memory_limit == 0 and not isinstance(memory_limit, bool) and not isinstance(optimize, tuple):
+        path = [tuple(range(len(terms)))]  # numpy's ('greedy', 0): no intermediate at all
+    else:
+        path = _opt_einsum_path(eq, terms, optimize, memory_limit)
     _check_path(path, len(terms))
     if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
         path = [tuple(range(len(terms)))]
@@ -470,18 +494,43 @@ def _make_plan(
     return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
 
 
+class PathIndexError(IndexError, ValueError):
+    """An explicit path names an operand that does not exist at its step (numpy raises
+    IndexError; a ValueError too, as this engine raised before)."""
+
+
+class IncompletePathError(RuntimeError, ValueError):
+    """An explicit path leaves operands uncontracted (numpy raises RuntimeError; a ValueError
+    too, as this engine raised before)."""
+
+
 def _check_path(path: list[tuple[int, ...]], n: int) -> None:
-    """Validate an explicit contraction path before anything runs."""
+    """Validate an explicit contraction path before anything runs.
+
+    Raises
+    ------
+    PathIndexError
+        A step names a position past the operands left at that step.
+    ValueError
+        An empty step, or one naming a position twice (numpy pops such a position twice, that is
+        it contracts a different operand than the one named).
+    IncompletePathError
+        The path ends with more than one operand left.
+    """
     remaining = n
     for positions in path:
-        if (
-            not positions
-            or len(set(positions)) != len(positions)
-            or any(not 0 <= p < remaining for p in positions)
-        ):
+        if any(not 0 <= p < remaining for p in positions):
+            raise PathIndexError(
+                f"optimize: invalid contraction {positions!r} in path {path!r}: it names an "
+                f"operand that does not exist ({remaining} operand(s) left at that step, of {n})"
+            )
+        if not positions or len(set(positions)) != len(positions):
             raise ValueError(
                 f"optimize: invalid contraction {positions!r} in path {path!r} for {n} operands"
             )
         remaining = remaining - len(positions) + 1
     if remaining != 1:
-        raise ValueError(f"optimize: path {path!r} does not contract all {n} operands into one")
+        raise IncompletePathError(
+            f"optimize: path {path!r} does not contract all {n} operands into one: "
+            f"{remaining - 1} more operand(s) have to be contracted"
+        )
