@@ -85,6 +85,10 @@ class PathInfo:
         The largest intermediate, in elements.
     methods : list of str
         How each step runs: ``'blas'``, ``'kernel'`` or ``'copy'``.
+    scale_list : list of int
+        Per step, the number of distinct labels it loops over (as opt_einsum's ``PathInfo``).
+    size_list : list of int
+        Per step, the size of its result, in elements (as opt_einsum's ``PathInfo``).
     eq : str
         The equation as an explicit einsum string.
     numpy_loop : bool
@@ -101,6 +105,9 @@ class PathInfo:
         self.speedup = plan.naive_flops / max(plan.opt_flops, 1)
         self.largest_intermediate = plan.largest_intermediate
         self.methods = [step.method for step in plan.steps]
+        size = plan.equation.size_dict
+        self.scale_list = [len(set().union(*step.terms)) for step in plan.steps]
+        self.size_list = [math.prod(size[lab] for lab in step.output) for step in plan.steps]
         self.eq = plan.equation.to_string()
         self.size_dict = {label_name(k): v for k, v in plan.equation.sizes}
 

@@ -42,6 +42,7 @@ __all__ = [
     "normalize_optimize",
     "split_memory_limit",
     "PathIndexError",
+    "UnknownOptimizerError",
     "IncompletePathError",
     "runs_in_numpy_loop",
     "BLAS_MIN_FLOPS",
@@ -229,12 +230,13 @@ def normalize_optimize(optimize: Any) -> Any:
     ``True`` means ``'auto'`` (opt_einsum's default: optimal for few operands, greedy for many);
     ``False`` means numpy's unoptimized einsum: one fused loop over all labels; a numpy-style
     explicit path ``['einsum_path', (0, 1), ...]`` drops its marker; a numpy-style
-    ``(name, memory_limit)`` tuple keeps only the name (the memory limit is an argument of its own).
+    ``(name, memory_limit)`` tuple keeps only the name (the memory limit is an argument of its own,
+    see :func:`split_memory_limit`).
 
     Raises
     ------
-    ValueError
-        For an unknown optimizer name.
+    UnknownOptimizerError
+        For an unknown optimizer name (a KeyError and a ValueError).
     TypeError
         For a value of the wrong type.
     """
@@ -244,7 +246,7 @@ def normalize_optimize(optimize: Any) -> Any:
         return False
     if isinstance(optimize, str):
         if optimize not in opt_einsum.paths._PATH_OPTIONS:
-            raise ValueError(
+            raise UnknownOptimizerError(
                 f"optimize: unknown path optimizer {optimize!r}; expected a bool, "
                 f"one of {sorted(opt_einsum.paths._PATH_OPTIONS)}, an explicit path "
                 f"or an opt_einsum PathOptimizer"
@@ -340,7 +342,7 @@ def make_plan(
     memory_limit: Any = None,
     use_blas: bool = True,
 ) -> Plan:
-    """Plan an equation (cached for hashable ``optimize`` values).
+    """Plan an equation (cached for names, bools and explicit paths; optimizer objects plan anew).
 
     Parameters
     ----------
@@ -359,9 +361,16 @@ def make_plan(
     -------
     Plan
     """
+    if isinstance(memory_limit, int) and not isinstance(memory_limit, bool) and memory_limit == -1:
+        memory_limit = None  # opt_einsum's spelling of "no limit"
+    if isinstance(optimize, opt_einsum.paths.PathOptimizer) or callable(optimize):
+        # an optimizer object: its settings may change between calls, and it records each
+        # search it runs (RandomGreedy's costs, best path), so it plans every time, as in
+        # opt_einsum
+        return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
     try:
         hash(optimize)
-    except TypeError:  # an unhashable optimizer object: plan every time
+    except TypeError:  # an unhashable optimize= value: plan every time
         return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
     return _make_plan_cached(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
 
@@ -492,6 +501,14 @@ def _make_plan(
         )
     )
     return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
+
+
+class UnknownOptimizerError(KeyError, ValueError):
+    """An unknown ``optimize=`` name: opt_einsum (and numpy, for three or more operands) raise
+    KeyError; a ValueError too, as this engine raised before."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class PathIndexError(IndexError, ValueError):

@@ -1,15 +1,16 @@
-"""Skip the peer suites' not-applicable tests; thin out opt_einsum's parametrized cases unless
-``CONTRACT_PEER_FULL=1`` (see ``test_peer_suites.py``)."""
+"""Apply ``test_peer_suites.py``'s list of not-applicable tests (skipped, with the reason) and,
+unless ``CONTRACT_PEER_FULL=1``, its deterministic subset of opt_einsum's parametrized cases."""
 
 from __future__ import annotations
+
+import zlib
+from fnmatch import fnmatchcase
 
 import pytest
 
 
 def pytest_collection_modifyitems(config, items):
-    seen: dict[str, int] = {}
-    deselected = []
-    kept = []
+    kept, deselected = [], []
     for item in items:
         module = getattr(item, "module", None)
         table = getattr(module, "NOT_APPLICABLE", None)
@@ -17,15 +18,15 @@ def pytest_collection_modifyitems(config, items):
             kept.append(item)
             continue
         name = item.nodeid.split("::", 1)[1]
-        base = name.split("[", 1)[0]
-        reason = table.get(name, table.get(base))
+        reason = next((why for pattern, why in table.items() if fnmatchcase(name, pattern)), None)
         if reason is not None:
-            item.add_marker(pytest.mark.skip(reason=f"not applicable: {reason}"))
-        elif (not module.FULL and name != base and base.startswith("TestOptEinsum")):
-            k = seen[base] = seen.get(base, -1) + 1
-            if k % module.SUBSET_STRIDE:
-                deselected.append(item)
-                continue
+            # first among the skip marks, so this reason is the one reported
+            item.add_marker(pytest.mark.skipif(True, reason=f"not applicable: {reason}"),
+                            append=False)
+        elif (not module.FULL and "[" in name and name.startswith("TestOptEinsum")
+              and zlib.crc32(name.encode()) % module.SUBSET_MODULUS):
+            deselected.append(item)
+            continue
         kept.append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
