@@ -23,18 +23,18 @@ convert).
 
 Differences from numpy.einsum that are intended (the fuzz accepts them, targeted tests pin them)
 -------------------------------------------------------------------------------------------------
-* ``optimize=``: an unknown optimizer name raises ValueError (numpy ignores it for one or two
-  operands and raises KeyError for three or more); an explicit path is validated, so ``(0, 0)``,
-  out-of-range positions or a path that leaves operands uncontracted raise ValueError (numpy
-  raises IndexError or TypeError, silently accepts some, and runs ``['einsum_path']`` -- no step
-  -- by returning the operand unchanged); opt_einsum's bare path form ``[(0, 1), ...]`` and every
+* ``optimize=``: an unknown optimizer name raises an error that is a KeyError and a ValueError
+  (numpy ignores it for one or two operands and raises KeyError for three or more); an explicit
+  path is validated: out-of-range positions raise an IndexError (numpy's type, also a
+  ValueError), a path that leaves operands uncontracted a RuntimeError (numpy's, also a
+  ValueError), ``(0, 0)`` a ValueError (numpy silently contracts operands 0 and 1), also for a
+  single operand (numpy returns it unchanged for ``['einsum_path']``); opt_einsum's bare path form ``[(0, 1), ...]`` and every
   opt_einsum optimizer name (``'dp'``, ``'branch-2'``, ...) are accepted (numpy: TypeError /
   KeyError). A ContractExpression validates an explicit path when it is created.
 * Sublist labels ``>= 52`` are accepted (numpy: ValueError); labels must still be ints, not bools.
-* A non-ASCII character in the subscripts raises ValueError; numpy raises UnicodeEncodeError, a
-  subclass of ValueError, so ``except ValueError`` catches both.
-* ``einsum()`` with no argument at all raises TypeError (Python's missing-argument error); numpy
-  raises ValueError.
+* Any character but ``,``, ``-``, ``>``, ``.`` and whitespace is a label (as in opt_einsum); numpy
+  raises ValueError for a character that is not an ASCII letter (UnicodeEncodeError, a subclass,
+  for a non-ASCII one).
 * A single operand that is only transposed or has a diagonal taken: numpy returns a view and
   ignores ``dtype=`` and ``casting=`` (``einsum('ij->ji', f32, dtype=f64)`` is float32;
   ``casting='no'`` does not stop a byte-order change); we compute in the requested dtype and
