@@ -551,7 +551,8 @@ def _operand_key(operands: Sequence[Any]) -> tuple:
     return tuple([(type(a), a.shape, a.dtype) for a in operands])
 
 
-_NUMPY_SUBSCRIPT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz,.-> ")
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_NUMPY_SUBSCRIPT_CHARS = frozenset(_LETTERS + ",.-> ")
 
 
 def _numpy_loop_applies(sub: Any, eq: Equation, out: Any, use_blas: bool) -> bool:
@@ -608,6 +609,7 @@ def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     path, which spells the equation out first, does not. That path returns 0-d arrays where the C
     loop returns scalars, which is undone here.
     """
+    subscripts = _numpy_spelling(subscripts)
     args = [_fresh_if_empty(subscripts), *map(_fresh_if_empty, operands)]
     if not (isinstance(subscripts, str)
             and any(isinstance(a, np.ndarray) and a.size == 0 for a in args)):
@@ -623,6 +625,18 @@ def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     if out is None and isinstance(result, np.ndarray) and result.ndim == 0:
         return result[()]
     return result
+
+
+def _numpy_spelling(subscripts: Any) -> Any:
+    """A subscript string in numpy's alphabet: other characters become letters, assigned in code
+    point order so that an implicit output keeps its order (ValueError past 52 labels)."""
+    if not isinstance(subscripts, str) or _NUMPY_SUBSCRIPT_CHARS.issuperset(subscripts):
+        return subscripts
+    labels = sorted(set(subscripts) - set(",.-> "))
+    if len(labels) > len(_LETTERS):
+        raise ValueError(f"this equation has {len(labels)} distinct labels; numpy.einsum, which "
+                         f"computes its non-numeric dtype, takes at most {len(_LETTERS)}")
+    return subscripts.translate({ord(c): _LETTERS[k] for k, c in enumerate(labels)})
 
 
 def _is_long_double(dtype: np.dtype) -> bool:

@@ -331,3 +331,15 @@ def test_output_order_a_f_c(optimize):
     assert contract.einsum(eq, a, c, order="a", optimize=optimize).flags.c_contiguous
     assert contract.einsum(eq, np.ones((2, 3, 5)), c, order="a",
                            optimize=optimize).flags.c_contiguous
+
+
+def test_unicode_labels_with_object_operands_delegated_to_numpy():
+    a, b = A.astype(object), B.astype(object)
+    expected = np.einsum("ab,bc", a, b)
+    for got in (contract.einsum("αβ,βγ", a, b), contract.contract("αβ,βγ->αγ", a, b),
+                contract.contract_expression("αβ,βγ", A.shape, B.shape)(a, b),
+                contract.contract(a, ("l", "b"), b, ("b", "r"))):
+        assert got.dtype == object
+        np.testing.assert_allclose(got.astype(float), expected.astype(float))
+    # the implicit output order survives the respelling: 'αz' -> 'zα' ('z' < 'α'), a transpose
+    np.testing.assert_array_equal(contract.einsum("αz", a), np.einsum("ba", a))
