@@ -898,8 +898,9 @@ class ContractExpression:
         else:
             key = None
         if len(arrays) != self.num_args:
-            raise ValueError(f"`ContractExpression` takes exactly {self.num_args} array(s) "
-                             f"({self.contraction}), got {len(arrays)}")
+            raise ValueError(f"`ContractExpression` takes exactly {self.num_args} array(s): "
+                             f"this expression ({self.contraction}) takes {self.num_args} "
+                             f"operand(s), got {len(arrays)}")
         order, casting = _check_keywords(order, casting)
         full: list[np.ndarray] = []
         free = iter(arrays)
