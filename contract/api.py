@@ -825,9 +825,6 @@ class ContractExpression:
 
     def __init__(self, subscripts: Any, shapes: Sequence[Any], constants: Sequence[int],
                  optimize: Any, memory_limit: Any, use_blas: bool) -> None:
-        if optimize is False or optimize is None:
-            raise ValueError("contract_expression: optimize=False (no contraction order) is not "
-                             "allowed; plan with a path optimizer or an explicit path")
         self._sub, ops = split_operands((subscripts, *shapes))
         self._sub = relabel_sublists(self._sub)
         optimize, tuple_limit = split_memory_limit(optimize)
@@ -874,7 +871,8 @@ class ContractExpression:
             hit = self._plans[key] = (plan, result)
         return hit
 
-    def __call__(self, *arrays: Any, out: np.ndarray | None = None, backend: str = "auto") -> Any:
+    def __call__(self, *arrays: Any, out: np.ndarray | None = None, dtype: Any = None,
+                 order: str = "K", casting: str = "safe", backend: str = "auto") -> Any:
         """Evaluate the expression on the non-constant operands.
 
         Raises
@@ -886,8 +884,7 @@ class ContractExpression:
         if backend not in ("auto", "numpy", "contract"):
             raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
                              f"got {backend!r}")
-        dtype, order, casting = None, "K", "safe"
-        if out is None:
+        if out is None and dtype is None and order == "K" and casting == "safe":
             try:
                 key = _operand_key(arrays)
             except AttributeError:
