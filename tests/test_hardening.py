@@ -856,8 +856,8 @@ def _check_against_numpy(case: dict, ours_fn, *, extra_kwargs=None, label="einsu
         expected = _outcome(np.einsum, *np_args, **np_kwargs)
         where = f"{label}: {case!r}\n  numpy (C path): {expected!r}\n  ours:  {ours!r}"
 
-    if not np_args:  # einsum(): Python's missing-argument TypeError (numpy: ValueError)
-        assert isinstance(ours, _Err) and isinstance(ours.exc, TypeError), where
+    if not np_args:  # einsum(): numpy's ValueError (issue 11; it was Python's TypeError)
+        assert isinstance(ours, _Err) and isinstance(ours.exc, ValueError), where
         return
 
     def accepted_error(extra=()) -> bool:
