@@ -30,7 +30,8 @@ Differences from numpy.einsum that are intended (the fuzz accepts them, targeted
   ValueError), ``(0, 0)`` a ValueError (numpy silently contracts operands 0 and 1), also for a
   single operand (numpy returns it unchanged for ``['einsum_path']``); opt_einsum's bare path
   form ``[(0, 1), ...]`` and every opt_einsum optimizer name (``'dp'``, ``'branch-2'``, ...)
-  are accepted (numpy: TypeError / KeyError). A ContractExpression validates an explicit path when it is created.
+  are accepted (numpy: TypeError / KeyError). A ContractExpression validates an explicit path
+  when it is created.
 * Sublist labels ``>= 52`` are accepted (numpy: ValueError); labels must still be ints, not bools.
 * Any character but ``,``, ``-``, ``>``, ``.`` and whitespace is a label (as in opt_einsum); numpy
   raises ValueError for a character that is not an ASCII letter (UnicodeEncodeError, a subclass,
