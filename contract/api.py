@@ -17,8 +17,8 @@ import numpy as np
 
 from .executor import execute
 from .layout import needs_copy
-from .parser import Equation, label_name, parse, split_operands
-from .planner import Plan, make_plan, normalize_optimize, runs_in_numpy_loop
+from .parser import Equation, label_name, parse, relabel_sublists, split_operands
+from .planner import Plan, make_plan, normalize_optimize, runs_in_numpy_loop, split_memory_limit
 
 try:  # numpy's C einsum loop, without the Python wrapper of numpy.einsum
     from numpy._core.multiarray import c_einsum as _numpy_loop
@@ -45,6 +45,22 @@ _TRIAL_BYTES = 1 << 26  # arrays this large are test-allocated before a plan run
 # planning: it goes straight to what the first such call decided (numpy's loop for a tiny
 # equation, else the plan). Every key here was validated by a first call that succeeded; at most
 # _RUNNERS_MAX entries are kept.
+class _Missing:
+    """The default of ``subscripts``: a call with no arguments at all raises numpy's ValueError
+    (from :func:`~contract.parser.split_operands`) rather than Python's TypeError."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+_NO_ARGUMENTS = _Missing()
+
+
+def _arguments(subscripts: Any, operands: Sequence[Any]) -> tuple[Any, ...]:
+    """einsum's ``*args``: ``(subscripts, *operands)``, or ``()`` when nothing was passed."""
+    return () if subscripts is _NO_ARGUMENTS else (subscripts, *operands)
+
+
 Runner = Callable[..., Any]
 _RUNNERS: dict[tuple, Runner] = {}
 _RUNNERS_MAX = 4096
@@ -69,6 +85,10 @@ class PathInfo:
         The largest intermediate, in elements.
     methods : list of str
         How each step runs: ``'blas'``, ``'kernel'`` or ``'copy'``.
+    scale_list : list of int
+        Per step, the number of distinct labels it loops over (as opt_einsum's ``PathInfo``).
+    size_list : list of int
+        Per step, the size of its result, in elements (as opt_einsum's ``PathInfo``).
     eq : str
         The equation as an explicit einsum string.
     numpy_loop : bool
@@ -85,6 +105,9 @@ class PathInfo:
         self.speedup = plan.naive_flops / max(plan.opt_flops, 1)
         self.largest_intermediate = plan.largest_intermediate
         self.methods = [step.method for step in plan.steps]
+        size = plan.equation.size_dict
+        self.scale_list = [len(set().union(*step.terms)) for step in plan.steps]
+        self.size_list = [math.prod(size[lab] for lab in step.output) for step in plan.steps]
         self.eq = plan.equation.to_string()
         self.size_dict = {label_name(k): v for k, v in plan.equation.sizes}
 
@@ -279,14 +302,21 @@ def _is_view_case(eq: Equation, arrays: Sequence[np.ndarray], result: np.dtype) 
 
 
 def _view_result(eq: Equation, arr: np.ndarray) -> np.ndarray:
-    term = eq.terms[0]
-    strides: dict[int, int] = {}
-    for lab, st in zip(term, arr.strides):
-        strides[lab] = strides.get(lab, 0) + st
-    shape = tuple(arr.shape[term.index(lab)] for lab in eq.output)
-    return np.lib.stride_tricks.as_strided(arr, shape=shape,
-                                           strides=tuple(strides[lab] for lab in eq.output),
-                                           writeable=arr.flags.writeable)
+    """The view numpy returns: diagonals taken and axes transposed with numpy's own view
+    operations, so the result shares ``arr``'s ``base`` and is writeable exactly when ``arr`` is
+    (``einsum('ii->i', a)[:] = 0`` writes the diagonal of ``a``)."""
+    view = arr
+    labels = list(eq.terms[0])
+    while len(set(labels)) < len(labels):
+        first = next(k for k, lab in enumerate(labels) if lab in labels[k + 1:])
+        second = labels.index(labels[first], first + 1)
+        view = view.diagonal(axis1=first, axis2=second)  # the diagonal axis goes last
+        labels = [lab for k, lab in enumerate(labels) if k not in (first, second)] + [
+            labels[first]]
+    view = view.transpose([labels.index(lab) for lab in eq.output])
+    if arr.flags.writeable and not view.flags.writeable:
+        view.flags.writeable = True  # numpy's diagonal() is read-only; einsum's view is not
+    return view
 
 
 def _run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarray | None,
@@ -355,7 +385,8 @@ def _prepare(subscripts: Any, operands: Sequence[Any], dtype: Any, casting: str
 # numpy-shaped API
 
 
-def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype: Any = None,
+def einsum(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | None = None,
+           dtype: Any = None,
            order: str = "K", casting: str = "safe", optimize: Any = True) -> Any:
     """Evaluate the Einstein summation convention on the operands, like :func:`numpy.einsum`.
 
@@ -427,25 +458,46 @@ def einsum(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype
 
 def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: Any,
               casting: Any, optimize: Any, memory_limit: Any, use_blas: bool,
-              key: tuple | None = None) -> Any:
+              key: tuple | None = None, hashable_labels: bool = False) -> Any:
     """The body of :func:`einsum` and :func:`contract`: validate, then run.
 
     ``key`` is the fast-path key of a call with default keywords (None otherwise); the runner
     this call decides on is stored under it when the operands are plain arrays.
+    ``hashable_labels`` (contract's interleaved form) allows opt_einsum's hashable sublist labels.
     """
     raw_optimize = optimize
-    sub, ops = split_operands((subscripts, *operands))
+    sub, ops = split_operands(_arguments(subscripts, operands))
+    if hashable_labels:
+        relabelled = relabel_sublists(sub)
+        if relabelled is not sub:
+            sub = relabelled
+            subscripts, *operands = _interleave(ops, sub)
     order, casting = _check_keywords(order, casting)
+    optimize, tuple_limit = split_memory_limit(optimize)
+    if memory_limit is None:
+        memory_limit = tuple_limit
     optimize = normalize_optimize(optimize)
     eq, arrays, result = _prepare(sub, ops, dtype, casting)
     if eq is None:
         return _delegate(subscripts, operands, out, dtype, order, casting)
     if out is not None:
+        operands_result = result
         widened = _with_out_dtype(result, out, dtype)
         if widened != result:  # numpy computes in the wider dtype: the operands must cast to it
             _check_operand_casts(arrays, widened, casting)
             result = widened
-        out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
+        try:
+            out = _check_out(out, tuple(eq.size_dict[lab] for lab in eq.output), result, casting)
+        except TypeError:
+            if not (optimize is not False and len(arrays) > 1 and isinstance(out, np.ndarray)
+                    and out.ndim == 0 and out.flags.writeable):
+                raise
+            # numpy 2.4's optimize= path assigns a pairwise contraction into a 0-d out= without a
+            # casting check (gh-31350: einsum('i,i->', f8, f8, out=np.array(0), optimize=True)
+            # is 7); its default mode raises TypeError, as above
+            out[...] = _run(eq, arrays, operands_result, None, "K", optimize, memory_limit,
+                            use_blas)
+            return out
     cacheable = (key is not None and isinstance(raw_optimize, (bool, str))
                  and all(type(op) is np.ndarray for op in ops))
     if _numpy_loop_applies(sub, eq, out, use_blas):
@@ -462,6 +514,13 @@ def _evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
         _remember(key, _PlannedCall(eq, result, plan, arrays))
         return value
     return _run(eq, arrays, result, out, order, optimize, memory_limit, use_blas)
+
+
+def _interleave(operands: Sequence[Any], sub: tuple[list[Any], Any]) -> list[Any]:
+    """``(op0, sub0, op1, sub1, ..., [out_sub])``: einsum's interleaved arguments."""
+    sublists, out_sub = sub
+    args = [item for pair in zip(operands, sublists) for item in pair]
+    return args if out_sub is None else [*args, out_sub]
 
 
 def _fast_lookup(subscripts: Any, optimize: Any, use_blas: bool, operands: Sequence[Any]
@@ -492,11 +551,16 @@ def _operand_key(operands: Sequence[Any]) -> tuple:
     return tuple([(type(a), a.shape, a.dtype) for a in operands])
 
 
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_NUMPY_SUBSCRIPT_CHARS = frozenset(_LETTERS + ",.-> ")
+
+
 def _numpy_loop_applies(sub: Any, eq: Equation, out: Any, use_blas: bool) -> bool:
     """Whether a validated call runs in numpy's C einsum loop: a tiny equation in string form
-    (numpy's own spelling of it), with BLAS allowed and ``out`` absent or a plain ndarray."""
+    written in numpy's alphabet (numpy's own spelling of it), with BLAS allowed and ``out``
+    absent or a plain ndarray."""
     return (use_blas and type(sub) is str and (out is None or type(out) is np.ndarray)
-            and runs_in_numpy_loop(eq))
+            and runs_in_numpy_loop(eq) and _NUMPY_SUBSCRIPT_CHARS.issuperset(sub))
 
 
 def _call_numpy_loop(sub: str, arrays: Sequence[np.ndarray], out: np.ndarray | None, dtype: Any,
@@ -545,6 +609,7 @@ def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     path, which spells the equation out first, does not. That path returns 0-d arrays where the C
     loop returns scalars, which is undone here.
     """
+    subscripts = _numpy_spelling(subscripts)
     args = [_fresh_if_empty(subscripts), *map(_fresh_if_empty, operands)]
     if not (isinstance(subscripts, str)
             and any(isinstance(a, np.ndarray) and a.size == 0 for a in args)):
@@ -560,6 +625,18 @@ def _delegate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, or
     if out is None and isinstance(result, np.ndarray) and result.ndim == 0:
         return result[()]
     return result
+
+
+def _numpy_spelling(subscripts: Any) -> Any:
+    """A subscript string in numpy's alphabet: other characters become letters, assigned in code
+    point order so that an implicit output keeps its order (ValueError past 52 labels)."""
+    if not isinstance(subscripts, str) or _NUMPY_SUBSCRIPT_CHARS.issuperset(subscripts):
+        return subscripts
+    labels = sorted(set(subscripts) - set(",.-> "))
+    if len(labels) > len(_LETTERS):
+        raise ValueError(f"this equation has {len(labels)} distinct labels; numpy.einsum, which "
+                         f"computes its non-numeric dtype, takes at most {len(_LETTERS)}")
+    return subscripts.translate({ord(c): _LETTERS[k] for k, c in enumerate(labels)})
 
 
 def _is_long_double(dtype: np.dtype) -> bool:
@@ -579,7 +656,7 @@ def _fresh_if_empty(arg: Any) -> Any:
     return arg
 
 
-def einsum_path(subscripts: Any, *operands: Any, optimize: Any = "greedy"
+def einsum_path(subscripts: Any = _NO_ARGUMENTS, *operands: Any, optimize: Any = "greedy"
                 ) -> tuple[list[Any], str]:
     """The contraction order :func:`einsum` would use, in :func:`numpy.einsum_path`'s form.
 
@@ -606,7 +683,8 @@ def einsum_path(subscripts: Any, *operands: Any, optimize: Any = "greedy"
     >>> einsum_path("ij,jk,kl->il", a, b, c)[0]
     ['einsum_path', (1, 2), (0, 1)]
     """
-    _, info = contract_path(subscripts, *operands, optimize=optimize)
+    _, info = _contract_path(_arguments(subscripts, operands), optimize, None, False, True, None,
+                             hashable_labels=False)
     return ["einsum_path", *info.path], str(info)
 
 
@@ -614,7 +692,8 @@ def einsum_path(subscripts: Any, *operands: Any, optimize: Any = "greedy"
 # opt_einsum-shaped API
 
 
-def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dtype: Any = None,
+def contract(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | None = None,
+             dtype: Any = None,
              order: str = "K", casting: str = "safe", use_blas: bool = True,
              optimize: Any = "auto", memory_limit: Any = None, backend: str = "auto") -> Any:
     """Evaluate an einsum expression, shaped like :func:`opt_einsum.contract`.
@@ -655,10 +734,10 @@ def contract(subscripts: Any, *operands: Any, out: np.ndarray | None = None, dty
         raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
                          f"got {backend!r}")
     return _evaluate(subscripts, operands, out, dtype, order, casting, optimize, memory_limit,
-                     use_blas, key)
+                     use_blas, key, hashable_labels=True)
 
 
-def contract_path(subscripts: Any, *operands: Any, optimize: Any = "auto",
+def contract_path(subscripts: Any = _NO_ARGUMENTS, *operands: Any, optimize: Any = "auto",
                   memory_limit: Any = None, shapes: bool = False, use_blas: bool = True,
                   dtype: Any = None) -> tuple[list[tuple[int, ...]], PathInfo]:
     """Plan a contraction without running it, shaped like :func:`opt_einsum.contract_path`.
@@ -692,7 +771,21 @@ def contract_path(subscripts: Any, *operands: Any, optimize: Any = "auto",
     >>> info.methods
     ['kernel', 'kernel']
     """
-    sub, ops = split_operands((subscripts, *operands))
+    return _contract_path(_arguments(subscripts, operands), optimize, memory_limit, shapes,
+                          use_blas, dtype, hashable_labels=True)
+
+
+def _contract_path(args: Sequence[Any], optimize: Any, memory_limit: Any, shapes: bool,
+                   use_blas: bool, dtype: Any, hashable_labels: bool
+                   ) -> tuple[list[tuple[int, ...]], PathInfo]:
+    """The body of :func:`contract_path` and :func:`einsum_path` (which keeps numpy's sublist
+    rules: ``hashable_labels=False``)."""
+    sub, ops = split_operands(args)
+    if hashable_labels:
+        sub = relabel_sublists(sub)
+    optimize, tuple_limit = split_memory_limit(optimize)
+    if memory_limit is None:
+        memory_limit = tuple_limit
     if shapes:
         shape_list = []
         for k, s in enumerate(ops):
@@ -733,6 +826,10 @@ class ContractExpression:
     def __init__(self, subscripts: Any, shapes: Sequence[Any], constants: Sequence[int],
                  optimize: Any, memory_limit: Any, use_blas: bool) -> None:
         self._sub, ops = split_operands((subscripts, *shapes))
+        self._sub = relabel_sublists(self._sub)
+        optimize, tuple_limit = split_memory_limit(optimize)
+        if memory_limit is None:
+            memory_limit = tuple_limit
         n = len(ops)
         self.constants = sorted(set(int(c) for c in constants))
         for c in self.constants:
@@ -781,8 +878,12 @@ class ContractExpression:
         Raises
         ------
         ValueError
-            When the number of arrays or any shape differs from the planned ones.
+            When the number of arrays, any shape or ``out``'s shape differs from the planned
+            ones, or for a ``backend`` other than this engine.
         """
+        if backend not in ("auto", "numpy", "contract"):
+            raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
+                             f"got {backend!r}")
         if out is None and dtype is None and order == "K" and casting == "safe":
             try:
                 key = _operand_key(arrays)
@@ -794,8 +895,9 @@ class ContractExpression:
         else:
             key = None
         if len(arrays) != self.num_args:
-            raise ValueError(f"this expression takes {self.num_args} operand(s) "
-                             f"({self.contraction}), got {len(arrays)}")
+            raise ValueError(f"`ContractExpression` takes exactly {self.num_args} array(s): "
+                             f"this expression ({self.contraction}) takes {self.num_args} "
+                             f"operand(s), got {len(arrays)}")
         order, casting = _check_keywords(order, casting)
         full: list[np.ndarray] = []
         free = iter(arrays)
@@ -805,8 +907,9 @@ class ContractExpression:
                 continue
             arr = np.asarray(next(free))
             if arr.shape != shape:
-                raise ValueError(f"operand {k} of this expression ({self.contraction}) must have "
-                                 f"shape {shape}, got {arr.shape}")
+                raise ValueError(f"Internal error while evaluating `ContractExpression`: operand "
+                                 f"{k} of this expression ({self.contraction}) must have shape "
+                                 f"{shape}, got {arr.shape}")
             full.append(arr)
         if not _runs_natively(full, dtype):
             return _delegate(self.contraction, full, out, dtype, order, casting)
@@ -814,8 +917,12 @@ class ContractExpression:
             dtype = _with_out_dtype(np.result_type(*full), out, None)  # numpy counts out's dtype
         plan, result = self._plan_for(full, dtype, casting)
         if out is not None:
-            out = _check_out(out, tuple(self.equation.size_dict[lab]
-                                        for lab in self.equation.output), result, casting)
+            out_shape = tuple(self.equation.size_dict[lab] for lab in self.equation.output)
+            if isinstance(out, np.ndarray) and out.shape != out_shape:
+                raise ValueError(f"Internal error while evaluating `ContractExpression`: out has "
+                                 f"shape {out.shape}, the result ({self.contraction}) has shape "
+                                 f"{out_shape}")
+            out = _check_out(out, out_shape, result, casting)
         cacheable = key is not None and all(type(a) is np.ndarray for a in arrays)
         if _numpy_loop_applies(self._sub, self.equation, out, self._use_blas):
             value = _call_numpy_loop(self._sub, full, out, dtype, order, casting)
@@ -852,7 +959,7 @@ class ContractExpression:
 
 def contract_expression(subscripts: Any, *shapes: Any, constants: Sequence[int] = (),
                         optimize: Any = "auto", memory_limit: Any = None,
-                        use_blas: bool = True) -> ContractExpression:
+                        use_blas: bool = True, **kwargs: Any) -> ContractExpression:
     """Plan a contraction once for fixed shapes, shaped like :func:`opt_einsum.contract_expression`.
 
     Parameters
@@ -878,4 +985,10 @@ def contract_expression(subscripts: Any, *shapes: Any, constants: Sequence[int] 
     >>> expr(np.ones((2, 3)), np.ones((3, 4)))[0, 0]
     np.float64(3.0)
     """
+    if "out" in kwargs:
+        raise ValueError("contract_expression: out= is given when calling the expression, "
+                         "not when creating it")
+    if kwargs:
+        raise TypeError(f"contract_expression() got an unexpected keyword argument "
+                        f"{next(iter(kwargs))!r}")
     return ContractExpression(subscripts, shapes, constants, optimize, memory_limit, use_blas)

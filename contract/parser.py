@@ -2,12 +2,20 @@
 
 Labels are plain ints so that the rest of the engine has no 52-letter ceiling:
 
-* a letter ``c`` in a subscript string is the label ``ord(c)`` (65..122);
+* a character ``c`` in a subscript string is the label ``_CHAR_BASE + ord(c)``: any character
+  but ``,``, ``-``, ``>``, ``.`` and whitespace, as opt_einsum accepts (``'αβ,βγ'``; numpy takes
+  only ASCII letters); spaces are ignored, as in numpy;
 * an int ``n`` in a sublist is the label of the letter numpy maps it to (``0..25 -> 'A'..'Z'``,
   ``26..51 -> 'a'..'z'``), so both forms of one equation parse to the same labels; ints ``>= 52``
   (an extension over numpy, used by the Jacobian layer) become ``_WIDE_LABEL_BASE + n``;
 * the dimensions covered by ``...`` become labels ``0..k-1`` (broadcast dimensions, counted from
-  the left of the broadcast shape, which is right-aligned across operands as in numpy).
+  the left of the broadcast shape, which is right-aligned across operands as in numpy; numpy
+  arrays have at most 64 dimensions, so these stay below ``_CHAR_BASE``).
+
+Labels therefore sort as numpy and opt_einsum order an implicit output: broadcast dimensions
+first, then characters by code point (``A..Z`` before ``a..z``), then wide sublist ints.
+:func:`relabel_sublists` turns opt_einsum's hashable sublist labels (``("left", "bond")``) into
+ints first.
 
 Every subscript and shape validation error is raised here, with numpy's exception type.
 """
@@ -19,18 +27,31 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-__all__ = ["Equation", "parse", "label_name", "split_operands"]
+import numpy as np
 
-_WIDE_LABEL_BASE = 1000
+__all__ = ["Equation", "parse", "label_name", "label_char", "relabel_sublists", "split_operands"]
+
+_CHAR_BASE = 64  # above every broadcast label (numpy arrays have at most 64 dimensions)
+_WIDE_LABEL_BASE = _CHAR_BASE + 0x110000  # above every character label
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_NOT_LABELS = ",->."
+
+
+def label_char(label: int) -> str | None:
+    """The character a label was written as in a subscript string (or stands for in a sublist
+    int below 52), or None for a ``...`` dimension or a wide sublist int."""
+    if _CHAR_BASE <= label < _WIDE_LABEL_BASE:
+        return chr(label - _CHAR_BASE)
+    return None
 
 
 def label_name(label: int) -> str:
     """Return a readable name for an internal label (for messages and reports)."""
     if label >= _WIDE_LABEL_BASE:
         return str(label - _WIDE_LABEL_BASE)
-    if label >= 65:
-        return chr(label)
+    char = label_char(label)
+    if char is not None:
+        return char
     return f"...[{label}]"
 
 
@@ -64,13 +85,14 @@ class Equation:
         """The equation as an einsum string (``...`` labels and wide labels become symbols)."""
         from opt_einsum import get_symbol
 
-        used = {chr(lab) for term in self.terms for lab in term if 65 <= lab <= 122}
+        used = {label_char(lab) for term in self.terms for lab in term} - {None}
         mapping: dict[int, str] = {}
         free = (get_symbol(i) for i in range(10**6))
 
         def sym(lab: int) -> str:
-            if 65 <= lab <= 122:
-                return chr(lab)
+            char = label_char(lab)
+            if char is not None:
+                return char
             if lab not in mapping:
                 s = next(free)
                 while s in used or s in mapping.values():
@@ -90,7 +112,7 @@ def split_operands(args: Sequence[Any]) -> tuple[Any, list[Any]]:
     a tuple ``(list_of_input_sublists, output_sublist_or_None)``.
     """
     if not args:
-        raise TypeError("einsum(): must specify the subscripts string and at least one operand")
+        raise ValueError("No input operands: einsum needs the subscripts and at least one operand")
     if isinstance(args[0], str):
         return args[0], list(args[1:])
     if len(args) < 2:
@@ -128,8 +150,50 @@ def _sublist_labels(sub: Any, where: str) -> list[int | None]:
             raise TypeError(f"{where}: subscript {item!r} is not an int or Ellipsis") from None
         if n < 0:
             raise ValueError(f"{where}: subscript is not within the valid range [0, 52), got {n}")
-        labels.append(ord(_LETTERS[n]) if n < 52 else _WIDE_LABEL_BASE + n)
+        labels.append(_CHAR_BASE + ord(_LETTERS[n]) if n < 52 else _WIDE_LABEL_BASE + n)
     return labels
+
+
+def _plain_int(item: Any) -> bool:
+    return isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_))
+
+
+def relabel_sublists(subscripts: Any) -> Any:
+    """opt_einsum's interleaved form: hashable labels (``("left", "bond")``) become ints.
+
+    ``subscripts`` is :func:`split_operands`' ``(input_sublists, output_sublist_or_None)``; a
+    string, or sublists of non-negative ints (and Ellipsis), are returned unchanged. Otherwise every
+    distinct label is numbered by its rank in sorted order, as opt_einsum numbers them (so an
+    implicit output comes out in the same order).
+
+    Raises
+    ------
+    TypeError
+        For a label that is unhashable, or that does not compare with the others.
+    """
+    if isinstance(subscripts, str) or not (isinstance(subscripts, tuple) and len(subscripts) == 2):
+        return subscripts
+    sublists, out_sub = subscripts
+    try:
+        lists = [list(s) for s in sublists]
+        out_list = None if out_sub is None else list(out_sub)
+    except TypeError:
+        return subscripts  # not sequences: parse() reports it
+    items = [item for s in lists + ([out_list] if out_list is not None else []) for item in s]
+    if all(item is Ellipsis or (_plain_int(item) and item >= 0) for item in items):
+        return subscripts
+    try:
+        rank = {lab: k for k, lab in enumerate(sorted({i for i in items if i is not Ellipsis}))}
+    except TypeError:
+        raise TypeError(
+            "subscript lists must hold Ellipsis or hashable labels that can be sorted together "
+            "(all ints, or all strings, ...)"
+        ) from None
+
+    def renumber(sub: list[Any]) -> list[Any]:
+        return [item if item is Ellipsis else rank[item] for item in sub]
+
+    return [renumber(s) for s in lists], None if out_list is None else renumber(out_list)
 
 
 def _string_labels(term: str, where: str) -> list[int | None]:
@@ -154,12 +218,12 @@ def _string_labels(term: str, where: str) -> list[int | None]:
         if c == " ":  # numpy ignores spaces (only: a tab or newline is an invalid subscript)
             i += 1
             continue
-        if not (c.isascii() and c.isalpha()):
+        if c in _NOT_LABELS or c.isspace():
             raise ValueError(
-                f"invalid subscript '{c}' in einstein sum subscripts string "
-                f"({where}), subscripts must be letters"
+                f"invalid subscript {c!r} in einstein sum subscripts string ({where}): a label "
+                f"may be any character but ',', '-', '>', '.' and whitespace"
             )
-        labels.append(ord(c))
+        labels.append(_CHAR_BASE + ord(c))
         i += 1
     return labels
 

@@ -33,13 +33,17 @@ from typing import Any
 import numpy as np
 import opt_einsum
 
-from .parser import Equation
+from .parser import Equation, label_char
 
 __all__ = [
     "Step",
     "Plan",
     "make_plan",
     "normalize_optimize",
+    "split_memory_limit",
+    "PathIndexError",
+    "UnknownOptimizerError",
+    "IncompletePathError",
     "runs_in_numpy_loop",
     "BLAS_MIN_FLOPS",
     "NUMPY_LOOP_MAX_WORK",
@@ -184,16 +188,18 @@ def _kernel_words(step: Step) -> str:
 
 
 def _symbol_names(eq: Equation) -> dict[int, str]:
-    """Printable one-character names for every label (opt_einsum symbols for '...' and wide)."""
+    """Printable one-character names for every label: its own character when it was written as
+    one, else (for '...' dimensions and wide sublist ints) an unused opt_einsum symbol."""
     names: dict[int, str] = {}
-    used = {chr(lab) for t in eq.terms for lab in t if 65 <= lab <= 122}
+    used = {label_char(lab) for t in eq.terms for lab in t} - {None}
     counter = 0
     for t in eq.terms:
         for lab in t:
             if lab in names:
                 continue
-            if 65 <= lab <= 122:
-                names[lab] = chr(lab)
+            char = label_char(lab)
+            if char is not None:
+                names[lab] = char
                 continue
             sym = opt_einsum.get_symbol(counter)
             while sym in used:
@@ -204,18 +210,33 @@ def _symbol_names(eq: Equation) -> dict[int, str]:
     return names
 
 
+def split_memory_limit(optimize: Any) -> tuple[Any, int | None]:
+    """numpy's ``optimize=(name, memory_limit)`` as ``(name, memory_limit)``; any other form as
+    ``(optimize, None)``. The limit is the largest intermediate allowed, in elements; ``0`` allows
+    none, so the path is one step over all operands."""
+    if (isinstance(optimize, (list, tuple)) and len(optimize) == 2
+            and isinstance(optimize[0], str) and optimize[0] != "einsum_path"
+            and not isinstance(optimize[1], (tuple, list))):
+        try:
+            return optimize[0], int(optimize[1])
+        except (TypeError, ValueError):
+            raise TypeError(f"optimize: the memory limit of {optimize!r} must be an int") from None
+    return optimize, None
+
+
 def normalize_optimize(optimize: Any) -> Any:
     """Map numpy's and opt_einsum's ``optimize=`` forms onto what opt_einsum accepts.
 
     ``True`` means ``'auto'`` (opt_einsum's default: optimal for few operands, greedy for many);
     ``False`` means numpy's unoptimized einsum: one fused loop over all labels; a numpy-style
     explicit path ``['einsum_path', (0, 1), ...]`` drops its marker; a numpy-style
-    ``(name, memory_limit)`` tuple keeps only the name (the memory limit is an argument of its own).
+    ``(name, memory_limit)`` tuple keeps only the name (the memory limit is an argument of its own,
+    see :func:`split_memory_limit`).
 
     Raises
     ------
-    ValueError
-        For an unknown optimizer name.
+    UnknownOptimizerError
+        For an unknown optimizer name (a KeyError and a ValueError).
     TypeError
         For a value of the wrong type.
     """
@@ -225,7 +246,7 @@ def normalize_optimize(optimize: Any) -> Any:
         return False
     if isinstance(optimize, str):
         if optimize not in opt_einsum.paths._PATH_OPTIONS:
-            raise ValueError(
+            raise UnknownOptimizerError(
                 f"optimize: unknown path optimizer {optimize!r}; expected a bool, "
                 f"one of {sorted(opt_einsum.paths._PATH_OPTIONS)}, an explicit path "
                 f"or an opt_einsum PathOptimizer"
@@ -321,7 +342,7 @@ def make_plan(
     memory_limit: Any = None,
     use_blas: bool = True,
 ) -> Plan:
-    """Plan an equation (cached for hashable ``optimize`` values).
+    """Plan an equation (cached for names, bools and explicit paths; optimizer objects plan anew).
 
     Parameters
     ----------
@@ -340,9 +361,16 @@ def make_plan(
     -------
     Plan
     """
+    if isinstance(memory_limit, int) and not isinstance(memory_limit, bool) and memory_limit == -1:
+        memory_limit = None  # opt_einsum's spelling of "no limit"
+    if isinstance(optimize, opt_einsum.paths.PathOptimizer) or callable(optimize):
+        # an optimizer object: its settings may change between calls, and it records each
+        # search it runs (RandomGreedy's costs, best path), so it plans every time, as in
+        # opt_einsum
+        return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
     try:
         hash(optimize)
-    except TypeError:  # an unhashable optimizer object: plan every time
+    except TypeError:  # an unhashable optimize= value: plan every time
         return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
     return _make_plan_cached(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
 
@@ -445,7 +473,12 @@ def _make_plan(
     dtype = np.dtype(dtype_char)
     size = eq.size_dict
     terms = [_distinct(t) for t in eq.terms]
-    path = _opt_einsum_path(eq, terms, optimize, memory_limit)
+    if isinstance(optimize, tuple):  # an explicit path, validated as given (even for one operand)
+        _check_path(list(optimize), len(terms))
+    if memory_limit == 0 and not isinstance(memory_limit, bool) and not isinstance(optimize, tuple):
+        path = [tuple(range(len(terms)))]  # numpy's ('greedy', 0): no intermediate at all
+    else:
+        path = _opt_einsum_path(eq, terms, optimize, memory_limit)
     _check_path(path, len(terms))
     if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
         path = [tuple(range(len(terms)))]
@@ -470,18 +503,51 @@ def _make_plan(
     return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
 
 
+class UnknownOptimizerError(KeyError, ValueError):
+    """An unknown ``optimize=`` name: opt_einsum (and numpy, for three or more operands) raise
+    KeyError; a ValueError too, as this engine raised before."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class PathIndexError(IndexError, ValueError):
+    """An explicit path names an operand that does not exist at its step (numpy raises
+    IndexError; a ValueError too, as this engine raised before)."""
+
+
+class IncompletePathError(RuntimeError, ValueError):
+    """An explicit path leaves operands uncontracted (numpy raises RuntimeError; a ValueError
+    too, as this engine raised before)."""
+
+
 def _check_path(path: list[tuple[int, ...]], n: int) -> None:
-    """Validate an explicit contraction path before anything runs."""
+    """Validate an explicit contraction path before anything runs.
+
+    Raises
+    ------
+    PathIndexError
+        A step names a position past the operands left at that step.
+    ValueError
+        An empty step, or one naming a position twice (numpy pops such a position twice, that is
+        it contracts a different operand than the one named).
+    IncompletePathError
+        The path ends with more than one operand left.
+    """
     remaining = n
     for positions in path:
-        if (
-            not positions
-            or len(set(positions)) != len(positions)
-            or any(not 0 <= p < remaining for p in positions)
-        ):
+        if any(not 0 <= p < remaining for p in positions):
+            raise PathIndexError(
+                f"optimize: invalid contraction {positions!r} in path {path!r}: it names an "
+                f"operand that does not exist ({remaining} operand(s) left at that step, of {n})"
+            )
+        if not positions or len(set(positions)) != len(positions):
             raise ValueError(
                 f"optimize: invalid contraction {positions!r} in path {path!r} for {n} operands"
             )
         remaining = remaining - len(positions) + 1
     if remaining != 1:
-        raise ValueError(f"optimize: path {path!r} does not contract all {n} operands into one")
+        raise IncompletePathError(
+            f"optimize: path {path!r} does not contract all {n} operands into one: "
+            f"{remaining - 1} more operand(s) have to be contracted"
+        )

@@ -740,7 +740,7 @@ def test_einsum_rules_sublist_form_with_wide_labels():
         ("ijk", [(2, 3)], ValueError),
         ("i", [(2, 3)], ValueError),
         ("ii", [(2, 3)], ValueError),
-        ("i1", [(2, 3)], ValueError),
+        ("i\tj", [(2, 3)], ValueError),
         ("ij->ii", [(2, 3)], ValueError),
         ("ij->k", [(2, 3)], ValueError),
         ("...i->i", [(2, 3)], ValueError),
