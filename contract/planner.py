@@ -34,6 +34,7 @@ import numpy as np
 import opt_einsum
 
 from .parser import Equation
+from .paths import PathChoice, _name, find_path
 
 __all__ = [
     "Step",
@@ -113,6 +114,8 @@ class Plan:
     naive_flops: int
     largest_intermediate: int
     optimizer: str = field(default="auto")
+    #: seconds spent finding the path (the search, not the rest of planning)
+    path_search: float = 0.0
 
     @property
     def path(self) -> list[tuple[int, ...]]:
@@ -138,6 +141,7 @@ class Plan:
             f"  Complete contraction:  {','.join(fmt(names[lab] for lab in t) for t in eq.terms)}->"
             f"{fmt(names[lab] for lab in eq.output)}",
             f"         Optimizer:  {self.optimizer}",
+            f"       Path search:  {_seconds_text(self.path_search)}",
             f"         Naive FLOP count:  {self.naive_flops:.4g}",
             f"     Optimized FLOP count:  {self.opt_flops:.4g}",
             f"      Theoretical speedup:  {self.naive_flops / max(self.opt_flops, 1):.4g}",
@@ -175,6 +179,14 @@ def runs_in_numpy_loop(eq: Equation) -> bool:
     """
     sizes = eq.size_dict.values()
     return 0 not in sizes and math.prod(sizes) * len(eq.terms) <= NUMPY_LOOP_MAX_WORK
+
+
+def _seconds_text(seconds: float) -> str:
+    if seconds >= 1.0:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} us"
 
 
 def _kernel_words(step: Step) -> str:
@@ -356,34 +368,21 @@ def _make_plan_cached(
 
 def _opt_einsum_path(
     eq: Equation, terms: list[tuple[int, ...]], optimize: Any, memory_limit: Any
-) -> list[tuple[int, ...]]:
+) -> PathChoice:
     n = len(terms)
-    if n == 1:
-        return [(0,)]
-    if optimize is False:
-        return [tuple(range(n))]
-    if isinstance(optimize, tuple):
-        return [tuple(p) for p in optimize]
-    names = _symbol_names(eq)
-    size = eq.size_dict
-    text = (
-        ",".join("".join(names[lab] for lab in t) for t in terms)
-        + "->"
-        + "".join(names[lab] for lab in eq.output)
-    )
-    shapes = [tuple(size[lab] for lab in t) for t in terms]
     try:
-        path, _ = opt_einsum.contract_path(
-            text, *shapes, shapes=True, optimize=optimize, memory_limit=memory_limit
-        )
+        choice = find_path(terms, eq.output, eq.size_dict, optimize, memory_limit)
     except RuntimeError:
         # opt_einsum's 'dp' gives up when memory_limit cannot be met: one fused contraction (no
         # intermediates at all) is what the other optimizers fall back to
-        return [tuple(range(n))]
-    path = [tuple(p) for p in path]
-    if isinstance(memory_limit, int) and _largest_intermediate(path, terms, eq) > memory_limit:
-        return [tuple(range(n))]  # 'dp' can also return a path above the limit
-    return path
+        return PathChoice((tuple(range(n)),), f"{_name(optimize)} (gave up: fused)", 0.0)
+    path = list(choice.path)
+    if (not isinstance(optimize, tuple) and isinstance(memory_limit, int)
+            and _largest_intermediate(path, terms, eq) > memory_limit):
+        # 'dp' can also return a path above the limit
+        return PathChoice((tuple(range(n)),), f"{choice.optimizer} (over memory_limit: fused)",
+                          choice.seconds)
+    return choice
 
 
 def _walk(
@@ -445,7 +444,8 @@ def _make_plan(
     dtype = np.dtype(dtype_char)
     size = eq.size_dict
     terms = [_distinct(t) for t in eq.terms]
-    path = _opt_einsum_path(eq, terms, optimize, memory_limit)
+    choice = _opt_einsum_path(eq, terms, optimize, memory_limit)
+    path = [tuple(p) for p in choice.path]
     _check_path(path, len(terms))
     if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
         path = [tuple(range(len(terms)))]
@@ -456,18 +456,7 @@ def _make_plan(
         method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
         steps.append(Step(positions, tuple(picked), output, method, _flops(picked, output, size)))
     largest = max(math.prod(size[lab] for lab in step.output) for step in steps)
-    name = (
-        optimize
-        if isinstance(optimize, str)
-        else (
-            "explicit path"
-            if isinstance(optimize, tuple)
-            else "none (single fused loop)"
-            if optimize is False
-            else type(optimize).__name__
-        )
-    )
-    return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
+    return Plan(eq, dtype_char, tuple(steps), naive, largest, choice.optimizer, choice.seconds)
 
 
 def _check_path(path: list[tuple[int, ...]], n: int) -> None:
