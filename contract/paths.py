@@ -374,6 +374,15 @@ def _cotengrust() -> Any:
     return cotengrust
 
 
+def _as_characters(
+    inputs: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int]
+) -> tuple[list[tuple[str, ...]], tuple[str, ...], dict[str, int]]:
+    """The problem with one-character labels, which cotengrust (and so cotengra) requires."""
+    char = {lab: get_symbol(k) for k, lab in enumerate(size)}
+    names = [tuple(char[lab] for lab in t) for t in inputs]
+    return names, tuple(char[lab] for lab in output), {char[lab]: e for lab, e in size.items()}
+
+
 def _rust_random_greedy(
     inputs: list[tuple[int, ...]],
     output: tuple[int, ...],
@@ -383,11 +392,7 @@ def _rust_random_greedy(
 ) -> tuple[tuple[tuple[int, ...], ...], int]:
     """cotengrust's randomized greedy in growing batches until ``deadline``: (best, trials)."""
     rust = _cotengrust()
-    # cotengrust takes one-character labels
-    char = {lab: get_symbol(k) for k, lab in enumerate(size)}
-    names = [tuple(char[lab] for lab in t) for t in inputs]
-    out = tuple(char[lab] for lab in output)
-    sizes = {char[lab]: ext for lab, ext in size.items()}
+    names, out, sizes = _as_characters(inputs, output, size)
     best: tuple[tuple[int, ...], ...] = ()
     best_log = math.inf
     trials, batch = 0, 4
@@ -480,7 +485,7 @@ def _cotengra_path(
                 progbar=False,
                 on_trial_error="ignore",
             )
-            tree = optimizer.search([tuple(t) for t in inputs], tuple(output), dict(size))
+            tree = optimizer.search(*_as_characters(inputs, output, size))
             return tuple(tuple(int(i) for i in p) for p in tree.get_path())
     except Exception:  # noqa: BLE001 - an optional accelerator must never break planning
         return None
