@@ -598,7 +598,7 @@ def _generator(module: str, name: str, *args, **kwargs) -> Callable[[], tuple[st
 _NETWORKS: dict[str, tuple[bool, str, Callable[[], tuple[str, list]]]] = {
     "eb_matrix_chain": (False, "40 matrices, extents 20-400, shuffled",
                         _generator("structured", "matrix_chain", 40, 20, 400, True, seed=2)),
-    "eb_lattice": (True, "6x6 cyclic lattice, bonds 2-4",
+    "eb_lattice": (False, "6x6 cyclic lattice, bonds 2-4",
                    _generator("structured", "lattice", (6, 6), True, 2, 4, seed=1)),
     "eb_lattice_3d": (False, "3x3x4 open lattice, bonds 2-3",
                       _generator("structured", "lattice", (3, 3, 4), False, 2, 3, seed=3)),

@@ -1,7 +1,8 @@
 """Turn an Equation, its dtype and an ``optimize=`` choice into a frozen Plan of Steps.
 
-The contraction order comes from opt_einsum (every ``optimize=`` form it accepts is passed
-straight through), except that up to ``FUSE_MAX_OPERANDS`` operands whose pairwise path saves no
+The contraction order comes from :mod:`contract.paths` (opt_einsum's optimizers, every
+``optimize=`` form they accept passed straight through, and the time-budgeted ``'auto'`` search
+for large networks), except that up to ``FUSE_MAX_OPERANDS`` operands whose pairwise path saves no
 arithmetic (``ij,ij,ij->ij``) become one fused step; then each step is told how it runs:
 
 ``blas``
@@ -219,7 +220,8 @@ def _symbol_names(eq: Equation) -> dict[int, str]:
 def normalize_optimize(optimize: Any) -> Any:
     """Map numpy's and opt_einsum's ``optimize=`` forms onto what opt_einsum accepts.
 
-    ``True`` means ``'auto'`` (opt_einsum's default: optimal for few operands, greedy for many);
+    ``True`` means ``'auto'`` (see :mod:`contract.paths`: opt_einsum's ``'auto'`` for up to eight
+    operands, a time-budgeted search beyond);
     ``False`` means numpy's unoptimized einsum: one fused loop over all labels; a numpy-style
     explicit path ``['einsum_path', (0, 1), ...]`` drops its marker; a numpy-style
     ``(name, memory_limit)`` tuple keeps only the name (the memory limit is an argument of its own).
