@@ -275,7 +275,10 @@ def _opt_einsum_search(
     input_sets = [set(t) for t in inputs]
     output_set = set(output)
     if isinstance(optimize, _oe_paths.PathOptimizer):
-        path = optimize(input_sets, output_set, size, memory_arg)
+        # an optimizer object gets one-character labels, as opt_einsum.contract_path gives it
+        # (cotengra's, for one, accepts nothing else)
+        names, out, sizes = _as_characters(inputs, output, size)
+        path = optimize([set(t) for t in names], set(out), sizes, memory_arg)
     else:
         path = _oe_paths.get_path_fn(optimize)(input_sets, output_set, size, memory_arg)
     return tuple(tuple(int(i) for i in p) for p in path)

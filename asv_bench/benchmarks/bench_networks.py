@@ -14,11 +14,13 @@ import time
 import opt_einsum
 
 import contract
+import contract.api
+import contract.planner
 from contract import paths
 from contract.bench_cases import get_case
 from contract.parser import parse, split_operands
 
-__all__ = ["Networks"]
+__all__ = ["Networks", "Planning"]
 
 
 def _have(module):
@@ -101,3 +103,31 @@ class Networks:
         return time.perf_counter() - start
 
     track_auto_search_seconds.unit = "seconds"
+
+
+class Planning:
+    """Planning alone (caches cleared): contract_path against opt_einsum.contract_path on small
+    equations, where 'auto' is opt_einsum's own 'auto' search."""
+
+    params = [[
+        "ij,jk->ik",
+        "ij,jk,kl->il",
+        "abc,cd,dea->be",
+        "awc,wvst,bvd,ctd->asb",
+        "ab,bc,cd,de,ea->",
+        "ab,ac,ad,bc,bd,cd->",
+    ]]
+    param_names = ["equation"]
+
+    def setup(self, equation):
+        size = dict(zip("abcdestvwijkl", (7, 5, 6, 4, 3, 2, 2, 5, 3, 8, 6, 9, 4)))
+        terms = equation.split("->")[0].split(",")
+        self.shapes = [tuple(size[c] for c in t) for t in terms]
+
+    def time_contract_path(self, equation):
+        contract.api._parse_cached.cache_clear()
+        contract.planner._make_plan_cached.cache_clear()
+        contract.contract_path(equation, *self.shapes, shapes=True)
+
+    def time_opt_einsum_contract_path(self, equation):
+        opt_einsum.contract_path(equation, *self.shapes, shapes=True)
