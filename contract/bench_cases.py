@@ -28,6 +28,7 @@ __all__ = [
     "ALL_DTYPES",
     "CASES",
     "CATEGORIES",
+    "NETWORK_CATEGORY",
     "NETWORK_NAMES",
     "BenchCase",
     "check_result",
@@ -52,9 +53,11 @@ CATEGORIES: dict[str, str] = {
     "network": "multi-operand chains and tensor networks (3-7 operands)",
     "jacobian": "generalized-Jacobian chains with tall/wide factors",
     "tiny": "tiny operands (axes of 2-8): per-call overhead",
-    "einsum_benchmark": "tensor networks of 16-120 operands made by the einsum_benchmark "
-    "package's generators (bench extra)",
 }
+#: The category of the generated networks (not in :data:`CATEGORIES`, whose cases are all in
+#: the static table): tensor networks of 16-152 operands made by the einsum_benchmark
+#: package's generators (bench extra), see :data:`NETWORK_NAMES`.
+NETWORK_CATEGORY = "einsum_benchmark"
 
 _FLOAT = ("float64", "float32")
 _REAL_COMPLEX = ("float64", "float32", "complex128")
@@ -134,7 +137,7 @@ class BenchCase:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9_]+", self.name):
             raise ValueError(f"bench case name {self.name!r} must match [a-z0-9_]+")
-        if self.category not in CATEGORIES:
+        if self.category not in CATEGORIES and self.category != NETWORK_CATEGORY:
             raise ValueError(f"bench case {self.name!r}: unknown category {self.category!r}")
         unknown = set(self.dtypes) - set(ALL_DTYPES)
         if unknown or not self.dtypes:
@@ -339,7 +342,7 @@ class BenchCase:
         """For the einsum_benchmark networks, the factor each operand is scaled by so that the
         result of (values around 1) ** operands * (product of summed extents) is near 1 and no
         engine overflows float32; None for the other cases."""
-        if self.category != "einsum_benchmark":
+        if self.category != NETWORK_CATEGORY:
             return None
         info = self.path_info
         kept = set(info.output_subscript)
@@ -658,7 +661,7 @@ def network_case(name: str) -> BenchCase:
         eq, shapes = make()
         eq = eq.replace(" ", "")
         _NETWORK_CASES[name] = BenchCase(
-            name, "einsum_benchmark", eq, tuple(tuple(int(d) for d in s) for s in shapes),
+            name, NETWORK_CATEGORY, eq, tuple(tuple(int(d) for d in s) for s in shapes),
             dtypes=_ALL, quick=quick, heavy=True, note=note,
         )
     return _NETWORK_CASES[name]
@@ -737,7 +740,7 @@ def select(
     pairs = []
     networks: list = []
     if einsum_benchmark_available() and (
-        wanted_categories is None or "einsum_benchmark" in wanted_categories
+        wanted_categories is None or NETWORK_CATEGORY in wanted_categories
     ):
         networks = [name for name, spec in _NETWORKS.items() if spec[0] or not quick]
         networks = [name for name in networks if regex is None or regex.search(name)]

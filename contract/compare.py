@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from contract.bench_cases import ALL_DTYPES, BenchCase, check_result, get_case, select
+from contract.bench_cases import (
+    ALL_DTYPES,
+    NETWORK_CATEGORY,
+    BenchCase,
+    check_result,
+    get_case,
+    select,
+)
 
 __all__ = ["main"]
 
@@ -75,7 +82,7 @@ def _available(module: str) -> bool:
 
 def _network_like(case: BenchCase) -> bool:
     """Cases on which every engine plans once, outside the timing (the generated networks)."""
-    return case.category == "einsum_benchmark"
+    return case.category == NETWORK_CATEGORY
 
 
 def _case_paths(case: BenchCase) -> dict[str, Any]:
@@ -663,7 +670,7 @@ def _network_summary(records: list[dict[str, Any]], engines: list[_Engine]) -> d
     """For cases whose paths were compared: per family and overall, the geometric mean of
     contract's speedup over each peer on its own path and on the shared path, over the best peer
     per instance, the path FLOP ratio against each peer and the planning times."""
-    rows = [rec for rec in records if "paths" in rec and rec["category"] == "einsum_benchmark"]
+    rows = [rec for rec in records if "paths" in rec and rec["category"] == NETWORK_CATEGORY]
     own = [e.key for e in engines if e.key in _PEERS]
     same = [e.key for e in engines if e.versus == "contract_path"]
     out: dict[str, Any] = {}
@@ -948,7 +955,7 @@ def _compare(
 ) -> int:
     """Measure, print and save; see :func:`main`."""
     progress = _Progress(len(pairs) + (1 if args.no_peak else 2), enabled=not args.no_progress)
-    same_path = args.same_path or any(case.category == "einsum_benchmark" for case, _ in pairs)
+    same_path = args.same_path or any(case.category == NETWORK_CATEGORY for case, _ in pairs)
     engines = _engines(args.expression, same_path)
     machine = _machine_info()
     machine["threads"] = args.threads or machine["cpu_count"]
