@@ -94,6 +94,12 @@ class PathInfo:
     numpy_loop : bool
         True when the equation is tiny and :func:`einsum` runs the whole call in numpy's C einsum
         loop, whose cost is below this engine's per-call cost (see the guide).
+    optimizer : str
+        Which optimizer chose the path (e.g. ``"auto: opt_einsum 'auto'"``,
+        ``"auto: cotengrust random-greedy (124 trials)"``, ``"explicit path"``).
+    path_search : float
+        Seconds spent finding the path when it was planned (a cached plan keeps its first
+        search time).
     """
 
     def __init__(self, plan: Plan, numpy_loop: bool = False) -> None:
@@ -110,6 +116,8 @@ class PathInfo:
         self.size_list = [math.prod(size[lab] for lab in step.output) for step in plan.steps]
         self.eq = plan.equation.to_string()
         self.size_dict = {label_name(k): v for k, v in plan.equation.sizes}
+        self.optimizer = plan.optimizer
+        self.path_search = plan.path_search
 
     def __str__(self) -> str:
         return self.plan.report(self.numpy_loop)

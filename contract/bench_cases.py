@@ -28,9 +28,13 @@ __all__ = [
     "ALL_DTYPES",
     "CASES",
     "CATEGORIES",
+    "NETWORK_CATEGORY",
+    "NETWORK_NAMES",
     "BenchCase",
     "check_result",
+    "einsum_benchmark_available",
     "get_case",
+    "network_case",
     "select",
     "tolerance",
 ]
@@ -50,6 +54,10 @@ CATEGORIES: dict[str, str] = {
     "jacobian": "generalized-Jacobian chains with tall/wide factors",
     "tiny": "tiny operands (axes of 2-8): per-call overhead",
 }
+#: The category of the generated networks (not in :data:`CATEGORIES`, whose cases are all in
+#: the static table): tensor networks of 16-152 operands made by the einsum_benchmark
+#: package's generators (bench extra), see :data:`NETWORK_NAMES`.
+NETWORK_CATEGORY = "einsum_benchmark"
 
 _FLOAT = ("float64", "float32")
 _REAL_COMPLEX = ("float64", "float32", "complex128")
@@ -129,7 +137,7 @@ class BenchCase:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9_]+", self.name):
             raise ValueError(f"bench case name {self.name!r} must match [a-z0-9_]+")
-        if self.category not in CATEGORIES:
+        if self.category not in CATEGORIES and self.category != NETWORK_CATEGORY:
             raise ValueError(f"bench case {self.name!r}: unknown category {self.category!r}")
         unknown = set(self.dtypes) - set(ALL_DTYPES)
         if unknown or not self.dtypes:
@@ -156,11 +164,34 @@ class BenchCase:
     @functools.cached_property
     def path_info(self) -> opt_einsum.contract.PathInfo:
         """opt_einsum's path report for this case (optimize='optimal' up to 4 operands)."""
-        kind = "optimal" if self.n_operands <= 4 else "dp"
+        kind: object = "optimal" if self.n_operands <= 4 else "dp"
+        if self.n_operands > 12:  # 'dp' is too slow on big networks: 8 random-greedy trials
+            kind = opt_einsum.RandomGreedy(max_repeats=8)
         _, info = opt_einsum.contract_path(
             self.subscripts, *self.shapes, shapes=True, optimize=kind
         )
         return info
+
+    @property
+    def numpy_compatible(self) -> bool:
+        """Whether numpy.einsum can take the equation (ASCII letters only, so at most 52)."""
+        return all(c.isascii() for c in self.subscripts)
+
+    def einsum_args(self, operands: Sequence[np.ndarray]) -> list:
+        """Arguments of ``contract.einsum``/``opt_einsum.contract`` for these operands.
+
+        The subscript string when it is ASCII, else the interleaved (sublist) form with int
+        labels (contract's parser takes only ASCII letters, as numpy's does).
+        """
+        if self.numpy_compatible:
+            return [self.subscripts, *operands]
+        lhs, rhs = self.subscripts.split("->")
+        number: dict[str, int] = {}
+        args: list = []
+        for op, term in zip(operands, lhs.split(","), strict=True):
+            args += [op, [number.setdefault(c, len(number)) for c in term]]
+        args.append([number[c] for c in rhs])
+        return args
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -205,7 +236,7 @@ class BenchCase:
         int
             The cost of the path numpy would take.
         """
-        if not optimize or self.n_operands == 1:
+        if not optimize or self.n_operands == 1 or not self.numpy_compatible:
             return self.naive_flops()
         dummies = [np.broadcast_to(np.zeros((), dtype=np.float64), s) for s in self.shapes]
         path = np.einsum_path(self.subscripts, *dummies, optimize=True)[0]
@@ -283,9 +314,18 @@ class BenchCase:
             raise ValueError(f"bench case {self.name!r} does not run for dtype {dt.name}")
         rng = np.random.default_rng(self.seed)
         operands = []
+        scale = self._network_scale()
         for shape in self.shapes:
             full = tuple(shape[:-1]) + (2 * shape[-1],) if self.layout == "strided" else shape
-            if dt.kind in "iu":
+            if scale is not None:  # a network: positive values, scaled so the result is ~1
+                if dt.kind in "iu":
+                    arr = rng.integers(0, 3, size=full).astype(dt)
+                else:
+                    arr = rng.uniform(0.5, 1.5, full) * scale
+                    if dt.kind == "c":
+                        arr = arr * np.exp(0.1j * rng.uniform(-1, 1, full))
+                    arr = arr.astype(dt)
+            elif dt.kind in "iu":
                 arr = rng.integers(-3, 4, size=full).astype(dt)
             elif dt.kind == "c":
                 arr = (rng.uniform(-1, 1, full) + 1j * rng.uniform(-1, 1, full)).astype(dt)
@@ -297,6 +337,19 @@ class BenchCase:
                 arr = arr[..., ::2]
             operands.append(arr)
         return operands
+
+    def _network_scale(self) -> float | None:
+        """For the einsum_benchmark networks, the factor each operand is scaled by so that the
+        result of (values around 1) ** operands * (product of summed extents) is near 1 and no
+        engine overflows float32; None for the other cases."""
+        if self.category != NETWORK_CATEGORY:
+            return None
+        info = self.path_info
+        kept = set(info.output_subscript)
+        log_sum = sum(
+            np.log(float(extent)) for label, extent in info.size_dict.items() if label not in kept
+        )
+        return float(np.exp(-log_sum / self.n_operands))
 
     def reference(self, operands: Sequence[np.ndarray]) -> np.ndarray:
         """The correct result: ``numpy.einsum`` along opt_einsum's path.
@@ -311,6 +364,10 @@ class BenchCase:
         numpy.ndarray
             numpy's answer (an explicit path avoids numpy's slow naive loop on big networks).
         """
+        if not self.numpy_compatible:  # beyond numpy's 52 letters: opt_einsum, pairwise
+            return np.asarray(
+                opt_einsum.contract(self.subscripts, *operands, optimize=self.path_info.path)
+            )
         path = ["einsum_path", *self.path_info.path]
         return np.asarray(np.einsum(self.subscripts, *operands, optimize=path))
 
@@ -497,8 +554,121 @@ CASES: tuple[BenchCase, ...] = (
 )
 # fmt: on
 
+
+
+# --- networks from the einsum_benchmark package's generators --------------------------------
+def _model_counting(variables: int, clauses: int, seed: int) -> tuple[str, list]:
+    """A random 3-SAT formula (DIMACS), turned into a counting network by einsum_benchmark."""
+    import os
+    import random
+    import tempfile
+
+    from einsum_benchmark.converters import tn_from_dimacs_file
+
+    rng = random.Random(seed)
+    lines = [f"p cnf {variables} {clauses}"]
+    for _ in range(clauses):
+        chosen = rng.sample(range(1, variables + 1), 3)
+        lines.append(" ".join(str(v if rng.random() < 0.5 else -v) for v in chosen) + " 0")
+    with tempfile.NamedTemporaryFile("w", suffix=".cnf", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        eq, tensors = tn_from_dimacs_file(f.name)
+    finally:
+        os.unlink(f.name)
+    return eq, [t.shape for t in tensors]
+
+
+def _maxcut(n: int, reg: int, p: int, seed: int) -> tuple[str, list]:
+    from einsum_benchmark.generators.quantum_computing import maxcut
+
+    eq, arrays = maxcut(n=n, reg=reg, p=p, seed=seed)
+    return eq, [a.shape for a in arrays]
+
+
+def _generator(module: str, name: str, *args, **kwargs) -> Callable[[], tuple[str, list]]:
+    def make() -> tuple[str, list]:
+        import importlib
+
+        gen = getattr(importlib.import_module(f"einsum_benchmark.generators.{module}"), name)
+        return gen(*args, **kwargs)
+
+    return make
+
+
+#: name -> (quick, note, generator of (equation, shapes)). Sizes are chosen so that a good engine
+#: runs each in about 5 ms - 2 s on a 2-core machine (float64).
+_NETWORKS: dict[str, tuple[bool, str, Callable[[], tuple[str, list]]]] = {
+    "eb_matrix_chain": (False, "40 matrices, extents 20-400, shuffled",
+                        _generator("structured", "matrix_chain", 40, 20, 400, True, seed=2)),
+    "eb_lattice": (False, "6x6 cyclic lattice, bonds 2-4",
+                   _generator("structured", "lattice", (6, 6), True, 2, 4, seed=1)),
+    "eb_lattice_3d": (False, "3x3x4 open lattice, bonds 2-3",
+                      _generator("structured", "lattice", (3, 3, 4), False, 2, 3, seed=3)),
+    "eb_tree": (False, "a random tree of 120 tensors, bonds 4-12",
+                _generator("structured", "tree", 120, 4, 12, 2, seed=1)),
+    "eb_random": (False, "random network, 40 tensors, regularity 3, axes 3-6",
+                  _generator("random", "connected_network", 40, 3.0, 2, 3, 6, seed=1)),
+    "eb_hyper": (False, "random hypernetwork, 40 tensors, hyperedges of up to 3, axes 3-6",
+                 _generator("random", "connected_hypernetwork", 40, 2.5, max_edge_order=3,
+                            number_of_output_indices=2, min_axis_size=3, max_axis_size=6,
+                            seed=1)),
+    "eb_regular": (False, "random 3-regular graph of 60 tensors, bonds 3-5",
+                   _generator("random", "regular", 60, 3, 3, 5, seed=1)),
+    "eb_mps": (False, "inner product of two 24-site MPS, bond 48, physical 2-8",
+               _generator("quantum_computing", "matrix_product_state", 24, 2, 8, 48, seed=1)),
+    "eb_maxcut": (False, "QAOA MaxCut amplitude, 16 qubits, 3-regular, p=3",
+                  lambda: _maxcut(16, 3, 3, seed=1)),
+    "eb_language_model": (False, "MERA language model, depth 2, hidden 6, observed 30",
+                          _generator("language_model", "p_first_and_last", 2, 6, 30)),
+    "eb_language_sliding": (False, "MERA language model, sliding likelihood, batch 200",
+                            _generator("language_model", "sliding_likelihood", 1, 3, 11, 200)),
+    "eb_model_counting": (False, "random 3-SAT, 34 variables, 100 clauses (counting network)",
+                          lambda: _model_counting(34, 100, seed=1)),
+}
+_NETWORK_CASES: dict[str, BenchCase] = {}
+#: Names of the einsum_benchmark network cases (generated on first use, see :func:`network_case`).
+NETWORK_NAMES: tuple[str, ...] = tuple(_NETWORKS)
+
+
+def einsum_benchmark_available() -> bool:
+    """Whether the einsum_benchmark package (bench extra) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("einsum_benchmark") is not None
+
+
+def network_case(name: str) -> BenchCase:
+    """One einsum_benchmark network case, generated on first use.
+
+    Parameters
+    ----------
+    name : str
+        A key of the network table (``eb_*``).
+
+    Returns
+    -------
+    BenchCase
+        Category ``'einsum_benchmark'``, all four dtypes.
+
+    Raises
+    ------
+    ImportError
+        When einsum_benchmark is not installed.
+    """
+    if name not in _NETWORK_CASES:
+        quick, note, make = _NETWORKS[name]
+        eq, shapes = make()
+        eq = eq.replace(" ", "")
+        _NETWORK_CASES[name] = BenchCase(
+            name, NETWORK_CATEGORY, eq, tuple(tuple(int(d) for d in s) for s in shapes),
+            dtypes=_ALL, quick=quick, heavy=True, note=note,
+        )
+    return _NETWORK_CASES[name]
+
+
 _BY_NAME: dict[str, BenchCase] = {case.name: case for case in CASES}
-if len(_BY_NAME) != len(CASES):  # pragma: no cover - guards edits to the table
+if len(_BY_NAME) != len(CASES) or set(_BY_NAME) & set(_NETWORKS):  # pragma: no cover
     raise RuntimeError("duplicate bench case names")
 
 
@@ -525,6 +695,8 @@ def get_case(name: str) -> BenchCase:
     >>> get_case("trace").subscripts
     'ii->'
     """
+    if name in _NETWORKS:
+        return network_case(name)
     try:
         return _BY_NAME[name]
     except KeyError:
@@ -566,7 +738,13 @@ def select(
     wanted_dtypes = None if dtypes is None else [np.dtype(d).name for d in dtypes]
     wanted_categories = None if categories is None else set(categories)
     pairs = []
-    for case in CASES:
+    networks: list = []
+    if einsum_benchmark_available() and (
+        wanted_categories is None or NETWORK_CATEGORY in wanted_categories
+    ):
+        networks = [name for name, spec in _NETWORKS.items() if spec[0] or not quick]
+        networks = [name for name in networks if regex is None or regex.search(name)]
+    for case in (*CASES, *(network_case(name) for name in networks)):
         if quick and not case.quick:
             continue
         if regex is not None and not regex.search(case.name):

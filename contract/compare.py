@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from contract.bench_cases import ALL_DTYPES, BenchCase, check_result, get_case, select
+from contract.bench_cases import (
+    ALL_DTYPES,
+    NETWORK_CATEGORY,
+    BenchCase,
+    check_result,
+    get_case,
+    select,
+)
 
 __all__ = ["main"]
 
@@ -57,27 +64,115 @@ class _Engine:
     baseline: bool
     #: make(case, operands) -> a zero-argument callable, or a string saying why it does not apply
     make: Callable[[BenchCase, list[np.ndarray]], Callable[[], Any] | str]
+    #: the engine a baseline's speedup is measured against (``contract``, or ``contract_path``
+    #: for the engines that run the shared path)
+    versus: str = "contract"
 
 
-def _engines(with_expression: bool) -> list[_Engine]:
+#: the peers that plan their own path (a per-instance "best peer" is the fastest of them)
+_PEERS = ("sesum", "cotengra", "opt_einsum", "numpy_optimize")
+_PATHS: dict[str, dict[str, Any]] = {}
+
+
+def _available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _network_like(case: BenchCase) -> bool:
+    """Cases on which every engine plans once, outside the timing (the generated networks)."""
+    return case.category == NETWORK_CATEGORY
+
+
+def _case_paths(case: BenchCase) -> dict[str, Any]:
+    """Each path-finding engine's path for ``case`` (planned once, timed) and the shared path:
+    the one with the fewest FLOPs, which the ``@path`` engines all run."""
+    if case.name in _PATHS:
+        return _PATHS[case.name]
+    import warnings
+
+    import opt_einsum
+
+    import contract
+
+    shapes = case.shapes
+    dummies = [np.broadcast_to(np.zeros((), np.float64), s) for s in shapes]
+    found: dict[str, dict[str, Any]] = {}
+
+    def record(key: str, plan: Callable[[], Any]) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = time.perf_counter()
+                path, extra = plan()
+                seconds = time.perf_counter() - start
+            path = [tuple(int(i) for i in p) for p in path]
+            _, info = opt_einsum.contract_path(case.subscripts, *shapes, shapes=True,
+                                               optimize=path)
+            found[key] = {"path": path, "planning": seconds, "flops": int(info.opt_cost),
+                          **extra}
+        except Exception as exc:  # noqa: BLE001 - a peer that cannot plan is reported
+            found[key] = {"error": _exception_text(exc)}
+
+    def plan_contract():
+        path, info = contract.contract_path(*case.einsum_args(dummies))
+        return path, {"optimizer": info.optimizer, "search": info.path_search}
+
+    record("contract", plan_contract)
+    if _available("sesum") and "." not in case.subscripts:
+        import sesum
+
+        record("sesum", lambda: (sesum.compute_path(case.subscripts, *shapes,
+                                                    minimize="flops")[0], {}))
+    if _available("cotengra") and "." not in case.subscripts:
+        import cotengra
+
+        record("cotengra", lambda: (cotengra.einsum_tree(case.subscripts, *shapes).get_path(),
+                                    {}))
+    record("opt_einsum", lambda: (opt_einsum.contract_path(case.subscripts, *shapes,
+                                                           shapes=True)[0], {}))
+    if case.numpy_compatible:
+        record("numpy_optimize", lambda: (np.einsum_path(case.subscripts, *dummies,
+                                                         optimize=True)[0][1:], {}))
+    usable = {k: v for k, v in found.items() if "path" in v}
+    shared = min(usable, key=lambda k: (usable[k]["flops"], k != "contract"))
+    _PATHS[case.name] = {"engines": found, "shared": shared, "path": usable[shared]["path"]}
+    return _PATHS[case.name]
+
+
+def _engines(with_expression: bool, same_path: bool = False) -> list[_Engine]:
     import opt_einsum
 
     import contract
 
     def make_contract(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any]:
-        return lambda: contract.einsum(case.subscripts, *ops)
+        args = case.einsum_args(ops)
+        return lambda: contract.einsum(*args)
 
-    def make_expression(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any]:
+    def make_expression(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any] | str:
+        if not case.numpy_compatible:
+            return "more than 52 labels"
         expr = contract.contract_expression(case.subscripts, *[op.shape for op in ops])
         return lambda: expr(*ops)
 
-    def make_numpy(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any]:
+    def make_numpy(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any] | str:
+        if not case.numpy_compatible:
+            return "more than 52 labels (numpy's limit)"
         return lambda: np.einsum(case.subscripts, *ops, optimize=False)
 
-    def make_numpy_opt(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any]:
+    def make_numpy_opt(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any] | str:
+        if not case.numpy_compatible:
+            return "more than 52 labels (numpy's limit)"
+        if _network_like(case):  # numpy's own greedy path, found once
+            path = ["einsum_path", *_case_paths(case)["engines"]["numpy_optimize"]["path"]]
+            return lambda: np.einsum(case.subscripts, *ops, optimize=path)
         return lambda: np.einsum(case.subscripts, *ops, optimize=True)
 
     def make_opt_einsum(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any]:
+        if _network_like(case):  # planned once, as contract's cached plan is
+            expr = opt_einsum.contract_expression(case.subscripts, *[op.shape for op in ops])
+            return lambda: expr(*ops)
         return lambda: opt_einsum.contract(case.subscripts, *ops)
 
     def make_matmul(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any] | str:
@@ -85,6 +180,54 @@ def _engines(with_expression: bool) -> list[_Engine]:
             return "not a matrix product"
         matmul = case.matmul
         return lambda: matmul(*ops)
+
+    def make_sesum(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any] | str:
+        if "." in case.subscripts:
+            return "sesum takes no '...'"
+        import sesum
+
+        info = _case_paths(case)["engines"].get("sesum", {})
+        if "path" not in info:
+            return info.get("error", "no path")
+        path = info["path"]
+        return lambda: sesum.sesum(case.subscripts, *ops, path=path)
+
+    def make_cotengra(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any] | str:
+        if "." in case.subscripts:
+            return "cotengra's einsum takes no '...'"
+        import cotengra
+
+        expr = cotengra.einsum_expression(case.subscripts, *[op.shape for op in ops])
+        return lambda: expr(*ops)
+
+    def on_shared_path(kind: str) -> Callable[[BenchCase, list[np.ndarray]], Any]:
+        def make(case: BenchCase, ops: list[np.ndarray]) -> Callable[[], Any] | str:
+            if case.n_operands < 3 or "." in case.subscripts and kind in ("sesum", "cotengra"):
+                return "no path to share"
+            path = _case_paths(case)["path"]
+            shapes = [op.shape for op in ops]
+            if kind == "contract":
+                args = case.einsum_args(ops)
+                fixed = tuple(path)
+                return lambda: contract.einsum(*args, optimize=fixed)
+            if kind == "numpy":
+                if not case.numpy_compatible:
+                    return "more than 52 labels (numpy's limit)"
+                explicit = ["einsum_path", *path]
+                return lambda: np.einsum(case.subscripts, *ops, optimize=explicit)
+            if kind == "opt_einsum":
+                expr = opt_einsum.contract_expression(case.subscripts, *shapes, optimize=path)
+                return lambda: expr(*ops)
+            if kind == "sesum":
+                import sesum
+
+                return lambda: sesum.sesum(case.subscripts, *ops, path=path)
+            import cotengra
+
+            expr = cotengra.einsum_expression(case.subscripts, *shapes, optimize=path)
+            return lambda: expr(*ops)
+
+        return make
 
     engines = [_Engine("contract", "contract", False, make_contract)]
     if with_expression:
@@ -95,6 +238,21 @@ def _engines(with_expression: bool) -> list[_Engine]:
         _Engine("opt_einsum", "opt_einsum", True, make_opt_einsum),
         _Engine("matmul", "matmul", True, make_matmul),
     ]
+    if _available("sesum"):
+        engines.append(_Engine("sesum", "sesum", True, make_sesum))
+    if _available("cotengra"):
+        engines.append(_Engine("cotengra", "cotengra", True, make_cotengra))
+    if same_path:
+        engines.append(_Engine("contract_path", "c@path", False, on_shared_path("contract")))
+        for key, label, needed in (
+            ("numpy_path", "np@path", "numpy"),
+            ("opt_einsum_path", "oe@path", "opt_einsum"),
+            ("sesum_path", "sesum@path", "sesum"),
+            ("cotengra_path", "ctg@path", "cotengra"),
+        ):
+            if needed in ("numpy", "opt_einsum") or _available(needed):
+                engines.append(_Engine(key, label, True, on_shared_path(needed),
+                                       versus="contract_path"))
     return engines
 
 
@@ -312,6 +470,8 @@ def _bench_pair(
     operands = case.make_operands(dtype)
     expected = case.reference(operands)
     timings: dict[str, _Timing] = {}
+    if _network_like(case) or any(e.versus == "contract_path" for e in engines):
+        _case_paths(case)  # plan every engine once, cold, before contract's first call plans
 
     for engine in engines:
         timing = _Timing()
@@ -391,9 +551,9 @@ def _fmt_ratio(ratio: float | None) -> str:
     return f"{ratio:.3g}x" if ratio < 100 else f"{ratio:.0f}x"
 
 
-def _speedup(record: dict[str, Any], key: str) -> float | None:
+def _speedup(record: dict[str, Any], key: str, versus: str = "contract") -> float | None:
     engines = record["engines"]
-    mine, theirs = engines["contract"], engines.get(key)
+    mine, theirs = engines.get(versus, {}), engines.get(key)
     if theirs is None or "median" not in mine or "median" not in theirs:
         return None
     return theirs["median"] / mine["median"]
@@ -419,7 +579,7 @@ def _table(records: list[dict[str, Any]], engines: list[_Engine]) -> str:
             else:
                 row.append(_fmt_time(timing.get("median", math.nan)))
             if engine.baseline:
-                row.append(_fmt_ratio(_speedup(rec, engine.key)))
+                row.append(_fmt_ratio(_speedup(rec, engine.key, engine.versus)))
         if "median" in mine:
             roof = rec["roofline"]
             if roof["bound"] == "compute":
@@ -452,7 +612,7 @@ def _summary(records: list[dict[str, Any]], engines: list[_Engine]) -> dict[str,
         pairs = [
             (ratio, f"{rec['case']}/{rec['dtype']}")
             for rec in records
-            if (ratio := _speedup(rec, engine.key)) is not None
+            if (ratio := _speedup(rec, engine.key, engine.versus)) is not None
         ]
         if not pairs:
             continue
@@ -461,6 +621,7 @@ def _summary(records: list[dict[str, Any]], engines: list[_Engine]) -> dict[str,
         best = max(pairs)
         summary["baselines"][engine.key] = {
             "label": engine.label,
+            "versus": engine.versus,
             "cases": len(pairs),
             "geomean_speedup": math.exp(sum(math.log(r) for r in ratios) / len(ratios)),
             "worst_speedup": worst[0],
@@ -496,6 +657,86 @@ def _summary_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def _family(record: dict[str, Any]) -> str:
+    """An einsum_benchmark network's family: its case name without the ``eb_`` prefix."""
+    return record["case"].removeprefix("eb_")
+
+
+def _network_summary(records: list[dict[str, Any]], engines: list[_Engine]) -> dict[str, Any]:
+    """For cases whose paths were compared: per family and overall, the geometric mean of
+    contract's speedup over each peer on its own path and on the shared path, over the best peer
+    per instance, the path FLOP ratio against each peer and the planning times."""
+    rows = [rec for rec in records if "paths" in rec and rec["category"] == NETWORK_CATEGORY]
+    own = [e.key for e in engines if e.key in _PEERS]
+    same = [e.key for e in engines if e.versus == "contract_path"]
+    out: dict[str, Any] = {}
+    for family in [*dict.fromkeys(_family(r) for r in rows), "all"]:
+        group = [r for r in rows if family in ("all", _family(r))]
+        entry: dict[str, Any] = {"instances": len(group)}
+        for key in own + same:
+            versus = "contract_path" if key in same else "contract"
+            ratios = [x for r in group if (x := _speedup(r, key, versus)) is not None]
+            entry[key] = _geomean(ratios)
+        best = []
+        for r in group:
+            times = [r["engines"][k]["median"] for k in own if "median" in r["engines"][k]]
+            mine = r["engines"]["contract"].get("median")
+            if times and mine:
+                best.append(min(times) / mine)
+        entry["best_peer"] = _geomean(best)
+        entry["best_peer_worst"] = min(best) if best else math.nan
+        entry["below_half"] = sum(b < 0.5 for b in best)
+        for key in ("sesum", "cotengra", "opt_einsum", "numpy_optimize"):
+            ratios = []
+            for r in group:
+                paths = r["paths"]["engines"]
+                if "flops" in paths.get(key, {}) and "flops" in paths.get("contract", {}):
+                    ratios.append(paths["contract"]["flops"] / paths[key]["flops"])
+            entry[f"flops_vs_{key}"] = _geomean(ratios)
+        for key in ("contract", "sesum", "cotengra", "opt_einsum"):
+            times = [r["paths"]["engines"][key]["planning"] for r in group
+                     if "planning" in r["paths"]["engines"].get(key, {})]
+            entry[f"planning_{key}"] = statistics.median(times) if times else math.nan
+        out[family] = entry
+    return out
+
+
+def _network_text(summary: dict[str, Any], engines: list[_Engine]) -> str:
+    labels = {e.key: e.label for e in engines}
+    own = [k for k in _PEERS if k in labels]
+    same = [e.key for e in engines if e.versus == "contract_path"]
+    head = ["family", "n", *[f"vs {labels[k]}" for k in own], "vs best", "worst", "<0.5x",
+            *[f"{labels[k]}" for k in same], "FLOPs/ctg", "FLOPs/sesum", "plan c", "plan ctg",
+            "plan sesum"]
+    rows = []
+    for family, e in summary.items():
+        rows.append([
+            family, str(e["instances"]), *[_fmt_ratio(e[k]) for k in own],
+            _fmt_ratio(e["best_peer"]), _fmt_ratio(e["best_peer_worst"]), str(e["below_half"]),
+            *[_fmt_ratio(e[k]) for k in same],
+            _fmt_ratio(e["flops_vs_cotengra"]), _fmt_ratio(e["flops_vs_sesum"]),
+            _fmt_time(e["planning_contract"]), _fmt_time(e["planning_cotengra"]),
+            _fmt_time(e["planning_sesum"]),
+        ])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "networks: geometric means of contract's speedup (peer time / contract time); 'vs X' = "
+        "each on its own path, 'X@path' = both on the shared (fewest-FLOP) path; vs best = over "
+        "the fastest peer per instance; FLOPs/X = contract's path FLOPs / X's; plan = median "
+        "planning time",
+    ]
+    for n, row in enumerate([head, *rows]):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def _plot(records: list[dict[str, Any]], engines: list[_Engine], filename: str) -> None:
     import matplotlib
 
@@ -509,7 +750,7 @@ def _plot(records: list[dict[str, Any]], engines: list[_Engine], filename: str) 
     for i, engine in enumerate(baselines):
         xs, ys = [], []
         for j, rec in enumerate(records):
-            ratio = _speedup(rec, engine.key)
+            ratio = _speedup(rec, engine.key, engine.versus)
             if ratio is not None:
                 xs.append(j + (i - (len(baselines) - 1) / 2) * width)
                 ys.append(ratio)
@@ -604,6 +845,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-peak", action="store_true", help="skip measuring the machine's GEMM/memory peak"
+    )
+    parser.add_argument(
+        "--same-path",
+        action="store_true",
+        help="also run every engine on one shared path (the fewest-FLOP path of contract, "
+        "sesum, cotengra, opt_einsum and numpy); on by default for the einsum_benchmark networks",
     )
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -708,7 +955,8 @@ def _compare(
 ) -> int:
     """Measure, print and save; see :func:`main`."""
     progress = _Progress(len(pairs) + (1 if args.no_peak else 2), enabled=not args.no_progress)
-    engines = _engines(args.expression)
+    same_path = args.same_path or any(case.category == NETWORK_CATEGORY for case, _ in pairs)
+    engines = _engines(args.expression, same_path)
     machine = _machine_info()
     machine["threads"] = args.threads or machine["cpu_count"]
     progress.step("measuring machine peak (GEMM, memory bandwidth)")
@@ -744,7 +992,15 @@ def _compare(
         mine = timings["contract"]
         if mine.samples:
             record["roofline"] = _roofline(case, dtype, mine.median, peaks)
-        record["speedup"] = {e.key: _speedup(record, e.key) for e in engines if e.baseline}
+        record["speedup"] = {
+            e.key: _speedup(record, e.key, e.versus) for e in engines if e.baseline
+        }
+        if case.name in _PATHS:
+            record["paths"] = {
+                "shared": _PATHS[case.name]["shared"],
+                "engines": {k: {f: v for f, v in info.items() if f != "path"}
+                            for k, info in _PATHS[case.name]["engines"].items()},
+            }
         records.append(record)
     if not args.no_peak:
         # measure again at the end and keep the best: a busy moment at the start should not
@@ -788,6 +1044,10 @@ def _compare(
     _safe_print(_table(records, engines))
     _safe_print("")
     _safe_print(_summary_text(summary))
+    networks = _network_summary(records, engines)
+    if networks:
+        _safe_print("")
+        _safe_print(_network_text(networks, engines))
     for rec in records:
         for key, timing in rec["engines"].items():
             if timing["status"] in ("wrong", "error"):
@@ -813,6 +1073,7 @@ def _compare(
             "engines": [{"key": e.key, "label": e.label, "baseline": e.baseline} for e in engines],
             "results": records,
             "summary": summary,
+            "networks": networks,
         }
         with open(args.json, "w") as f:
             json.dump(_jsonable(payload), f, indent=1)

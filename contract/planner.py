@@ -1,7 +1,8 @@
 """Turn an Equation, its dtype and an ``optimize=`` choice into a frozen Plan of Steps.
 
-The contraction order comes from opt_einsum (every ``optimize=`` form it accepts is passed
-straight through), except that up to ``FUSE_MAX_OPERANDS`` operands whose pairwise path saves no
+The contraction order comes from :mod:`contract.paths` (opt_einsum's optimizers, every
+``optimize=`` form they accept passed straight through, and the time-budgeted ``'auto'`` search
+for large networks), except that up to ``FUSE_MAX_OPERANDS`` operands whose pairwise path saves no
 arithmetic (``ij,ij,ij->ij``) become one fused step; then each step is told how it runs:
 
 ``blas``
@@ -34,6 +35,7 @@ import numpy as np
 import opt_einsum
 
 from .parser import Equation, label_char
+from .paths import PathChoice, _name, find_path
 
 __all__ = [
     "Step",
@@ -117,6 +119,8 @@ class Plan:
     naive_flops: int
     largest_intermediate: int
     optimizer: str = field(default="auto")
+    #: seconds spent finding the path (the search, not the rest of planning)
+    path_search: float = 0.0
 
     @property
     def path(self) -> list[tuple[int, ...]]:
@@ -142,6 +146,7 @@ class Plan:
             f"  Complete contraction:  {','.join(fmt(names[lab] for lab in t) for t in eq.terms)}->"
             f"{fmt(names[lab] for lab in eq.output)}",
             f"         Optimizer:  {self.optimizer}",
+            f"       Path search:  {_seconds_text(self.path_search)}",
             f"         Naive FLOP count:  {self.naive_flops:.4g}",
             f"     Optimized FLOP count:  {self.opt_flops:.4g}",
             f"      Theoretical speedup:  {self.naive_flops / max(self.opt_flops, 1):.4g}",
@@ -179,6 +184,14 @@ def runs_in_numpy_loop(eq: Equation) -> bool:
     """
     sizes = eq.size_dict.values()
     return 0 not in sizes and math.prod(sizes) * len(eq.terms) <= NUMPY_LOOP_MAX_WORK
+
+
+def _seconds_text(seconds: float) -> str:
+    if seconds >= 1.0:
+        return f"{seconds:.3g} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} us"
 
 
 def _kernel_words(step: Step) -> str:
@@ -227,7 +240,8 @@ def split_memory_limit(optimize: Any) -> tuple[Any, int | None]:
 def normalize_optimize(optimize: Any) -> Any:
     """Map numpy's and opt_einsum's ``optimize=`` forms onto what opt_einsum accepts.
 
-    ``True`` means ``'auto'`` (opt_einsum's default: optimal for few operands, greedy for many);
+    ``True`` means ``'auto'`` (see :mod:`contract.paths`: opt_einsum's ``'auto'`` for up to eight
+    operands, a time-budgeted search beyond);
     ``False`` means numpy's unoptimized einsum: one fused loop over all labels; a numpy-style
     explicit path ``['einsum_path', (0, 1), ...]`` drops its marker; a numpy-style
     ``(name, memory_limit)`` tuple keeps only the name (the memory limit is an argument of its own,
@@ -384,34 +398,21 @@ def _make_plan_cached(
 
 def _opt_einsum_path(
     eq: Equation, terms: list[tuple[int, ...]], optimize: Any, memory_limit: Any
-) -> list[tuple[int, ...]]:
+) -> PathChoice:
     n = len(terms)
-    if n == 1:
-        return [(0,)]
-    if optimize is False:
-        return [tuple(range(n))]
-    if isinstance(optimize, tuple):
-        return [tuple(p) for p in optimize]
-    names = _symbol_names(eq)
-    size = eq.size_dict
-    text = (
-        ",".join("".join(names[lab] for lab in t) for t in terms)
-        + "->"
-        + "".join(names[lab] for lab in eq.output)
-    )
-    shapes = [tuple(size[lab] for lab in t) for t in terms]
     try:
-        path, _ = opt_einsum.contract_path(
-            text, *shapes, shapes=True, optimize=optimize, memory_limit=memory_limit
-        )
+        choice = find_path(terms, eq.output, eq.size_dict, optimize, memory_limit)
     except RuntimeError:
         # opt_einsum's 'dp' gives up when memory_limit cannot be met: one fused contraction (no
         # intermediates at all) is what the other optimizers fall back to
-        return [tuple(range(n))]
-    path = [tuple(p) for p in path]
-    if isinstance(memory_limit, int) and _largest_intermediate(path, terms, eq) > memory_limit:
-        return [tuple(range(n))]  # 'dp' can also return a path above the limit
-    return path
+        return PathChoice((tuple(range(n)),), f"{_name(optimize)} (gave up: fused)", 0.0)
+    path = list(choice.path)
+    if (not isinstance(optimize, tuple) and isinstance(memory_limit, int)
+            and _largest_intermediate(path, terms, eq) > memory_limit):
+        # 'dp' can also return a path above the limit
+        return PathChoice((tuple(range(n)),), f"{choice.optimizer} (over memory_limit: fused)",
+                          choice.seconds)
+    return choice
 
 
 def _walk(
@@ -476,9 +477,12 @@ def _make_plan(
     if isinstance(optimize, tuple):  # an explicit path, validated as given (even for one operand)
         _check_path(list(optimize), len(terms))
     if memory_limit == 0 and not isinstance(memory_limit, bool) and not isinstance(optimize, tuple):
-        path = [tuple(range(len(terms)))]  # numpy's ('greedy', 0): no intermediate at all
+        # numpy's ('greedy', 0): no intermediate at all
+        choice = PathChoice((tuple(range(len(terms))),), f"{_name(optimize)} (memory_limit=0: fused)",
+                            0.0)
     else:
-        path = _opt_einsum_path(eq, terms, optimize, memory_limit)
+        choice = _opt_einsum_path(eq, terms, optimize, memory_limit)
+    path = [tuple(p) for p in choice.path]
     _check_path(path, len(terms))
     if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
         path = [tuple(range(len(terms)))]
@@ -489,18 +493,7 @@ def _make_plan(
         method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
         steps.append(Step(positions, tuple(picked), output, method, _flops(picked, output, size)))
     largest = max(math.prod(size[lab] for lab in step.output) for step in steps)
-    name = (
-        optimize
-        if isinstance(optimize, str)
-        else (
-            "explicit path"
-            if isinstance(optimize, tuple)
-            else "none (single fused loop)"
-            if optimize is False
-            else type(optimize).__name__
-        )
-    )
-    return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
+    return Plan(eq, dtype_char, tuple(steps), naive, largest, choice.optimizer, choice.seconds)
 
 
 class UnknownOptimizerError(KeyError, ValueError):

@@ -125,7 +125,9 @@ def test_compare_smoke(tmp_path, capsys):
     (record,) = data["results"]
     assert (record["case"], record["dtype"]) == ("tiny_gemm", "float64")
     engines = record["engines"]
-    assert set(engines) == {"contract", "numpy", "numpy_optimize", "opt_einsum", "matmul"}
+    # sesum and cotengra are baselines when installed (the bench extra)
+    peers = {key for key in ("sesum", "cotengra") if compare._available(key)}
+    assert set(engines) == {"contract", "numpy", "numpy_optimize", "opt_einsum", "matmul"} | peers
     for timing in engines.values():
         assert timing["status"] == "ok"
         assert len(timing["samples"]) == 3 and timing["median"] > 0
@@ -135,7 +137,9 @@ def test_compare_smoke(tmp_path, capsys):
         engines["numpy"]["median"] / engines["contract"]["median"]
     )
     assert record["roofline"]["flops"] == get_case("tiny_gemm").flops("float64")
-    assert set(data["summary"]["baselines"]) == {"numpy", "numpy_optimize", "opt_einsum", "matmul"}
+    assert set(data["summary"]["baselines"]) == {
+        "numpy", "numpy_optimize", "opt_einsum", "matmul"
+    } | peers
     assert data["summary"]["wrong"] == [] and data["summary"]["errors"] == []
 
 
@@ -320,3 +324,22 @@ def test_doctests(module):
 
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
+
+
+# ------------------------------------------------------------------------------ networks
+@pytest.mark.skipif(not bench_cases.einsum_benchmark_available(), reason="needs einsum_benchmark")
+@pytest.mark.parametrize("name", ["eb_language_sliding", "eb_random"])
+def test_network_cases_match_the_reference(name):
+    case = bench_cases.network_case(name)
+    assert case.category == bench_cases.NETWORK_CATEGORY and case.n_operands >= 16
+    assert [(c.name, d) for c, d in select(f"^{name}$", dtypes=["float64"])] == [
+        (name, "float64")
+    ]
+    operands = case.make_operands("float64")
+    args = case.einsum_args(operands)
+    if not case.numpy_compatible:  # more than 52 labels: the sublist form with int labels
+        assert isinstance(args[1], list) and max(max(a) for a in args[1::2]) >= 52
+    assert check_result(contract.einsum(*args), case.reference(operands)) is None
+    paths = compare._case_paths(case)
+    assert paths["shared"] in paths["engines"] and "contract" in paths["engines"]
+    assert paths["engines"]["contract"]["optimizer"].startswith("auto")
