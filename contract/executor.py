@@ -103,6 +103,10 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
     else:
         last = len(steps) - 1
         for k, step in enumerate(steps):
+            if step.in_place:  # a pre-reduction: the result takes its operand's place
+                p = step.operands[0]
+                work[p] = run_step(step, [work[p]], size)
+                continue
             inputs = [work[p] for p in step.operands]
             for p in sorted(step.operands, reverse=True):
                 del work[p]

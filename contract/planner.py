@@ -86,6 +86,10 @@ class Step:
         ``'blas'``, ``'gemm'``, ``'kernel'`` or ``'copy'``.
     flops : int
         Floating-point operation count as opt_einsum counts it.
+    in_place : bool
+        A pre-reduction: one input operand, its labels summed in no other operand summed out
+        (and repeated labels read as one diagonal), the result *replacing* that operand at its
+        position. Such steps come first and are not part of :attr:`Plan.path`.
     """
 
     operands: tuple[int, ...]
@@ -93,6 +97,7 @@ class Step:
     output: tuple[int, ...]
     method: str
     flops: int
+    in_place: bool = False
 
     @cached_property
     def summed(self) -> tuple[int, ...]:
@@ -116,8 +121,9 @@ class Plan:
 
     @property
     def path(self) -> list[tuple[int, ...]]:
-        """The contraction path in opt_einsum's form."""
-        return [step.operands for step in self.steps]
+        """The contraction path in opt_einsum's form (pre-reductions, which keep their operand's
+        position, are not part of it: the path is valid as ``optimize=`` input as it stands)."""
+        return [step.operands for step in self.steps if not step.in_place]
 
     @property
     def opt_flops(self) -> int:
@@ -147,8 +153,9 @@ class Plan:
             "-" * 78,
         ]
         for k, step in enumerate(self.steps):
+            inputs = [eq.terms[step.operands[0]]] if step.in_place else step.terms
             text = (
-                ",".join(fmt(names[lab] for lab in t) for t in step.terms)
+                ",".join(fmt(names[lab] for lab in t) for t in inputs)
                 + "->"
                 + fmt(names[lab] for lab in step.output)
             )
@@ -159,6 +166,8 @@ class Plan:
                 "kernel": _kernel_words(step),
                 "copy": "strided copy",
             }[step.method]
+            if step.in_place:
+                how += f", pre-reduces operand {step.operands[0]}"
             lines.append(f"{k:>4}  {text:<32} {step.flops:>10.4g} {out_size:>12}  {how}")
         if numpy_loop:
             lines.append("-" * 78)
@@ -445,13 +454,18 @@ def _make_plan(
     dtype = np.dtype(dtype_char)
     size = eq.size_dict
     terms = [_distinct(t) for t in eq.terms]
+    naive = _flops(terms, eq.output, size)
+    steps: list[Step] = []
+    if optimize is not False:  # False: numpy's single fused loop, exactly as it defines it
+        for p, reduced in _pre_reductions(terms, eq.output, size, memory_limit).items():
+            flops = _flops([terms[p]], reduced, size)
+            steps.append(Step((p,), (terms[p],), reduced, "kernel", flops, in_place=True))
+            terms[p] = reduced
     path = _opt_einsum_path(eq, terms, optimize, memory_limit)
     _check_path(path, len(terms))
     if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
         path = [tuple(range(len(terms)))]
 
-    naive = _flops(terms, eq.output, size)
-    steps: list[Step] = []
     for positions, picked, output in _walk(path, terms, eq):
         method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
         steps.append(Step(positions, tuple(picked), output, method, _flops(picked, output, size)))
@@ -468,6 +482,46 @@ def _make_plan(
         )
     )
     return Plan(eq, dtype_char, tuple(steps), naive, largest, str(name))
+
+
+def _pre_reductions(
+    terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int], memory_limit: Any
+) -> dict[int, tuple[int, ...]]:
+    """The operands worth reducing on their own before any pairwise step: position -> the
+    labels left after summing out those that no other operand and not the output has.
+
+    Summing such labels (``i`` in ``ijkj,jlp->pk``) in a pairwise step multiplies that step's
+    loop by their extent; summing them first costs one pass over the operand (its diagonal view
+    when a label repeats). The pass is made when it is cheaper than what it saves in the
+    cheapest pairwise step the operand can take part in -- that is, unless every partner's
+    labels are the operand's own (``ij,j->``, where the pair step is one pass already). With an
+    integer ``memory_limit``, a reduced operand larger than the limit is not made.
+    """
+    if len(terms) < 2:
+        return {}
+    count: dict[int, int] = {}
+    for term in terms:
+        for lab in term:
+            count[lab] = count.get(lab, 0) + 1
+    keep = set(output)
+    reductions: dict[int, tuple[int, ...]] = {}
+    for p, term in enumerate(terms):
+        alone = [lab for lab in term if count[lab] == 1 and lab not in keep]
+        ratio = math.prod(size[lab] for lab in alone)
+        if ratio < 2:
+            continue
+        reduced = tuple(lab for lab in term if lab not in alone)
+        if isinstance(memory_limit, int) and math.prod(size[lab] for lab in reduced) > memory_limit:
+            continue
+        own = math.prod(size[lab] for lab in term)
+        mine = set(term)
+        cheapest = min(
+            math.prod(size[lab] for lab in mine.union(other))
+            for q, other in enumerate(terms) if q != p
+        )
+        if own + cheapest // ratio < cheapest:
+            reductions[p] = reduced
+    return reductions
 
 
 def _check_path(path: list[tuple[int, ...]], n: int) -> None:
