@@ -63,8 +63,8 @@ class PathInfo:
         The contraction order, in opt_einsum's form.
     naive_cost, opt_cost : int
         FLOP counts of the unoptimized and the planned order.
-    speedup : float
-        ``naive_cost / opt_cost``.
+    speedup : float or decimal.Decimal
+        ``naive_cost / opt_cost`` (a Decimal when too large for a float).
     largest_intermediate : int
         The largest intermediate, in elements.
     methods : list of str
@@ -82,7 +82,7 @@ class PathInfo:
         self.path = plan.path
         self.naive_cost = plan.naive_flops
         self.opt_cost = plan.opt_flops
-        self.speedup = plan.naive_flops / max(plan.opt_flops, 1)
+        self.speedup = plan.speedup
         self.largest_intermediate = plan.largest_intermediate
         self.methods = [step.method for step in plan.steps]
         self.eq = plan.equation.to_string()

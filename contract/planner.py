@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -130,6 +131,13 @@ class Plan:
         """The total FLOP count of the planned order."""
         return sum(step.flops for step in self.steps)
 
+    @property
+    def speedup(self) -> float | Decimal:
+        """``naive_flops / opt_flops``: a float, or a :class:`~decimal.Decimal` when the ratio
+        is too large for one (the naive count of a network of a hundred tensors can exceed any
+        float; opt_einsum keeps such counts as Decimals too)."""
+        return _ratio(self.naive_flops, max(self.opt_flops, 1))
+
     def report(self, numpy_loop: bool = False) -> str:
         """A readable table of the plan: per step the contraction, FLOPs, result size and method.
 
@@ -144,10 +152,10 @@ class Plan:
             f"  Complete contraction:  {','.join(fmt(names[lab] for lab in t) for t in eq.terms)}->"
             f"{fmt(names[lab] for lab in eq.output)}",
             f"         Optimizer:  {self.optimizer}",
-            f"         Naive FLOP count:  {self.naive_flops:.4g}",
-            f"     Optimized FLOP count:  {self.opt_flops:.4g}",
-            f"      Theoretical speedup:  {self.naive_flops / max(self.opt_flops, 1):.4g}",
-            f"    Largest intermediate:  {self.largest_intermediate:.4g} elements",
+            f"         Naive FLOP count:  {_count(self.naive_flops)}",
+            f"     Optimized FLOP count:  {_count(self.opt_flops)}",
+            f"      Theoretical speedup:  {_count(self.speedup)}",
+            f"    Largest intermediate:  {_count(self.largest_intermediate)} elements",
             "-" * 78,
             f"{'step':>4}  {'contraction':<32} {'FLOPs':>10} {'result size':>12}  runs as",
             "-" * 78,
@@ -168,12 +176,28 @@ class Plan:
             }[step.method]
             if step.in_place:
                 how += f", pre-reduces operand {step.operands[0]}"
-            lines.append(f"{k:>4}  {text:<32} {step.flops:>10.4g} {out_size:>12}  {how}")
+            lines.append(f"{k:>4}  {text:<32} {_count(step.flops):>10} {out_size:>12}  {how}")
         if numpy_loop:
             lines.append("-" * 78)
             lines.append(f"Tiny equation ({math.prod(size.values())} loop iterations): the whole "
                          f"call runs in numpy's C einsum loop")
         return "\n".join(lines)
+
+
+def _ratio(num: int, den: int) -> float | Decimal:
+    """``num / den`` as a float, or as a Decimal when it does not fit in one."""
+    try:
+        return num / den
+    except OverflowError:
+        return Decimal(num) / Decimal(den)
+
+
+def _count(value: float | int | Decimal) -> str:
+    """A count or ratio in 4 significant digits, also beyond the range of a float."""
+    try:
+        return f"{value:.4g}"
+    except OverflowError:  # an int too large for a float
+        return f"{Decimal(value):.4g}"
 
 
 def runs_in_numpy_loop(eq: Equation) -> bool:
