@@ -192,8 +192,8 @@ def _check_plan_sizes(plan: Plan, size: dict[int, int], itemsize: int,
     plan runs) that the system refuses raises numpy's MemoryError now rather than after the
     earlier steps ran: it is allocated once, untouched (costing no resident memory), and freed.
     """
-    if math.prod(size.values()) * itemsize < _TRIAL_BYTES:
-        return  # no step loops over, or allocates, more than every label's size together
+    if plan.largest_loop * itemsize < _TRIAL_BYTES:
+        return  # no step loops over, or allocates, that much (computed once per plan)
     last = len(plan.steps) - 1
     shapes = [tuple(size[lab] for lab in step.output) for step in plan.steps]
     for k, step in enumerate(plan.steps):

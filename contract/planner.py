@@ -131,6 +131,17 @@ class Plan:
         """The total FLOP count of the planned order."""
         return sum(step.flops for step in self.steps)
 
+    @cached_property
+    def largest_loop(self) -> int:
+        """The largest loop nest (every label a step touches, multiplied) or step result of the
+        plan, in elements: a bound for the size checks made before a plan runs."""
+        size = self.equation.size_dict
+        return max(
+            max(math.prod(size[lab] for lab in set().union(*step.terms)),
+                math.prod(size[lab] for lab in step.output))
+            for step in self.steps
+        )
+
     @property
     def speedup(self) -> float | Decimal:
         """``naive_flops / opt_flops``: a float, or a :class:`~decimal.Decimal` when the ratio
