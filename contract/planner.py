@@ -16,6 +16,10 @@ arithmetic (``ij,ij,ij->ij``) become one fused step; then each step is told how 
 ``copy``
     a single operand that is only transposed or has a diagonal taken (no sum): a strided copy.
 
+Before the pairwise path, an operand whose labels include some that no other operand and not
+the output has is reduced on its own (:func:`_pre_reductions`), when that saves work; such a step
+replaces its operand in place (``Step.in_place``), so :attr:`Plan.path` stays the pairwise path.
+
 :func:`runs_in_numpy_loop` flags tiny equations, which the API hands whole to numpy's C loop.
 
 The Plan is plain data (tuples of ints and strings), so it can be cached, printed, and one day
