@@ -37,7 +37,8 @@ _GEMM_PARALLEL_MIN_WORK = 1 << 20
 # A BLAS product split into several calls (extra batch axes instead of a copy) keeps at least this
 # many multiply-adds per call; below it, one pass to copy the operand costs less.
 _MIN_SPLIT_WORK = 1 << 15
-# A BLAS operand stack up to this many elements is copied into C order when it is not already.
+# The smaller operand stack of a BLAS step, up to this many elements, is copied into C order
+# when it is not already.
 _SMALL_OPERAND = 1 << 14
 # A reduction with fewer output rows than this is cut into at most this many partial sums.
 SPLIT_PARTS = 8
@@ -324,10 +325,11 @@ def _blas_product(
     b3 = _blas_readable(b.transpose(b_axes).reshape(b_shape))
     # numpy's matmul runs a C-ordered stack times a transposed small one far below BLAS speed
     # (measured: (16807, 7) @ (7, 8) 0.28 ms with both C-ordered, 12 ms with the second a
-    # transposed view); a small operand is cheaper to copy than to find out
-    if b3.size <= _SMALL_OPERAND and not b3.flags.c_contiguous:
-        b3 = np.ascontiguousarray(b3)
-    if a3.size <= _SMALL_OPERAND and not a3.flags.c_contiguous:
+    # transposed view): the smaller operand, when small, is copied into C order
+    if b3.size <= a3.size:
+        if b3.size <= _SMALL_OPERAND and not b3.flags.c_contiguous:
+            b3 = np.ascontiguousarray(b3)
+    elif a3.size <= _SMALL_OPERAND and not a3.flags.c_contiguous:
         a3 = np.ascontiguousarray(a3)
     if a.dtype == np.float64 and stack_shape[-2] > stack_shape[-1]:
         # OpenBLAS's dgemm (through numpy's row-major matmul) runs faster when the result's
