@@ -79,8 +79,8 @@ class PathInfo:
         The contraction order, in opt_einsum's form.
     naive_cost, opt_cost : int
         FLOP counts of the unoptimized and the planned order.
-    speedup : float
-        ``naive_cost / opt_cost``.
+    speedup : float or decimal.Decimal
+        ``naive_cost / opt_cost`` (a Decimal when too large for a float).
     largest_intermediate : int
         The largest intermediate, in elements.
     methods : list of str
@@ -108,7 +108,7 @@ class PathInfo:
         self.path = plan.path
         self.naive_cost = plan.naive_flops
         self.opt_cost = plan.opt_flops
-        self.speedup = plan.naive_flops / max(plan.opt_flops, 1)
+        self.speedup = plan.speedup
         self.largest_intermediate = plan.largest_intermediate
         self.methods = [step.method for step in plan.steps]
         size = plan.equation.size_dict
@@ -223,8 +223,8 @@ def _check_plan_sizes(plan: Plan, size: dict[int, int], itemsize: int,
     plan runs) that the system refuses raises numpy's MemoryError now rather than after the
     earlier steps ran: it is allocated once, untouched (costing no resident memory), and freed.
     """
-    if math.prod(size.values()) * itemsize < _TRIAL_BYTES:
-        return  # no step loops over, or allocates, more than every label's size together
+    if plan.largest_loop * itemsize < _TRIAL_BYTES:
+        return  # no step loops over, or allocates, that much (computed once per plan)
     last = len(plan.steps) - 1
     shapes = [tuple(size[lab] for lab in step.output) for step in plan.steps]
     for k, step in enumerate(plan.steps):

@@ -37,6 +37,9 @@ _GEMM_PARALLEL_MIN_WORK = 1 << 20
 # A BLAS product split into several calls (extra batch axes instead of a copy) keeps at least this
 # many multiply-adds per call; below it, one pass to copy the operand costs less.
 _MIN_SPLIT_WORK = 1 << 15
+# The smaller operand stack of a BLAS step, up to this many elements, is copied into C order
+# when it is not already.
+_SMALL_OPERAND = 1 << 14
 # A reduction with fewer output rows than this is cut into at most this many partial sums.
 SPLIT_PARTS = 8
 # The shortest block of the tight dimension worth giving to a thread of its own.
@@ -103,6 +106,10 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
     else:
         last = len(steps) - 1
         for k, step in enumerate(steps):
+            if step.in_place:  # a pre-reduction: the result takes its operand's place
+                p = step.operands[0]
+                work[p] = run_step(step, [work[p]], size)
+                continue
             inputs = [work[p] for p in step.operands]
             for p in sorted(step.operands, reverse=True):
                 del work[p]
@@ -133,7 +140,7 @@ def run_step(
             return result, step.output
         np.copyto(out, result)
         return out, step.output
-    if step.method in ("blas", "gemm"):
+    if step.method == "gemm" or (step.method == "blas" and _blas_pays(inputs, step.output)):
         return _run_matmul(inputs, step.output, size, out, step.method)
     if out is None:
         out = np.empty(tuple(size[lab] for lab in step.output), dtype=inputs[0][0].dtype)
@@ -316,6 +323,14 @@ def _blas_product(
         la, a.shape, a.strides, lb, b.shape, b.strides, out_labels, a.itemsize)
     a3 = _blas_readable(a.transpose(a_axes).reshape(a_shape))
     b3 = _blas_readable(b.transpose(b_axes).reshape(b_shape))
+    # numpy's matmul runs a C-ordered stack times a transposed small one far below BLAS speed
+    # (measured: (16807, 7) @ (7, 8) 0.28 ms with both C-ordered, 12 ms with the second a
+    # transposed view): the smaller operand, when small, is copied into C order
+    if b3.size <= a3.size:
+        if b3.size <= _SMALL_OPERAND and not b3.flags.c_contiguous:
+            b3 = np.ascontiguousarray(b3)
+    elif a3.size <= _SMALL_OPERAND and not a3.flags.c_contiguous:
+        a3 = np.ascontiguousarray(a3)
     if a.dtype == np.float64 and stack_shape[-2] > stack_shape[-1]:
         # OpenBLAS's dgemm (through numpy's row-major matmul) runs faster when the result's
         # contiguous axis is the longer one. Measured here over 108 shapes (m 1024-20000, n 32-256,
@@ -398,6 +413,68 @@ def _blas_grouping(
         (*ones, *batch, *a_extra, *b_extra, tuple(m), tuple(n)),
         tuple(lead + [size[lab] for lab in a_extra + b_extra] + [nm, nn]),
     )
+
+
+def _blas_pays(inputs: list[Labelled], out_labels: tuple[int, ...]) -> bool:
+    """Whether a ``'blas'`` step runs through matmul (else the strided kernel runs it).
+
+    The planner routes by FLOPs; this looks at the bytes as well, from the operands' strides
+    (cached): when an operand must be copied into order first (a transposing copy), the copy
+    costs about ``_COPY_NS`` per element, and the kernel, which reads the operands where they
+    lie, wins whenever that copy outweighs what BLAS saves on the arithmetic -- matrix-vector
+    shaped steps (``abcdefgh,d->abcefgh``: measured 206 ms through copy + matmul, 27 ms in the
+    kernel, numpy's C loop 23 ms).
+    """
+    (a, la), (b, lb) = inputs
+    copied, flops = _blas_cost(la, a.shape, a.strides, lb, b.shape, b.strides, out_labels,
+                               a.itemsize)
+    if not copied:
+        return True
+    blas_ns = _COPY_NS * copied + flops / _BLAS_FLOPS_PER_NS
+    return blas_ns < flops / _KERNEL_FLOPS_PER_NS
+
+
+# The cost model of _blas_pays (this machine: 2 cores, AVX2; only the ratios matter): a copy
+# into order reads and writes each element; BLAS runs a GEMM at ~20 FLOPs/ns and the strided
+# kernel a thin product at ~2.
+_COPY_NS = 2.0
+_BLAS_FLOPS_PER_NS = 20.0
+_KERNEL_FLOPS_PER_NS = 2.0
+
+
+@lru_cache(maxsize=4096)
+def _blas_cost(
+    la: tuple[int, ...], a_shape: tuple[int, ...], a_strides: tuple[int, ...],
+    lb: tuple[int, ...], b_shape: tuple[int, ...], b_strides: tuple[int, ...],
+    out_labels: tuple[int, ...], item: int,
+) -> tuple[int, int]:
+    """(elements :func:`_blas_product` copies, FLOPs of the product) for this geometry."""
+    a_axes, a_stack, b_axes, b_stack, _, stack = _blas_grouping(
+        la, a_shape, a_strides, lb, b_shape, b_strides, out_labels, item)
+    copied = 0
+    for shape, strides, axes, stacked in ((a_shape, a_strides, a_axes, a_stack),
+                                          (b_shape, b_strides, b_axes, b_stack)):
+        dummy = np.lib.stride_tricks.as_strided(np.empty(1, dtype=np.uint8), shape, strides)
+        try:
+            matrices = np.reshape(dummy.transpose(axes), stacked, copy=False)
+        except ValueError:  # the reshape would copy
+            copied += math.prod(stacked)
+            continue
+        if not (matrices.ndim < 2 or _blasable_bytes(matrices, item)):
+            copied += math.prod(stacked)
+    nk = a_stack[-1]
+    return copied, 2 * math.prod(stack) * nk
+
+
+def _blasable_bytes(matrix: np.ndarray, item: int) -> bool:
+    """:func:`is_blasable` for a byte-typed stand-in of an array with ``item``-byte elements."""
+    rows, cols = matrix.shape[-2:]
+    s_r, s_c = matrix.strides[-2:]
+
+    def c_order(s0: int, s1: int, d1: int) -> bool:
+        return s1 == item and s0 % item == 0 and s0 // item >= d1
+
+    return c_order(s_r, s_c, cols) or c_order(s_c, s_r, rows)
 
 
 def _blas_readable(stack: np.ndarray) -> np.ndarray:

@@ -117,6 +117,11 @@ def flat_view(arr: np.ndarray) -> np.ndarray:
     return as_strided(low, shape=(span,), strides=(item,), writeable=arr.flags.writeable)
 
 
+# The longest tight output row (elements) that outer dimensions are folded into when summed
+# dimensions loop around it (see kernel_dims).
+FOLD_ROW_MAX = 4096
+
+
 def kernel_dims(
     out_labels: Sequence[int],
     red_labels: Sequence[int],
@@ -187,6 +192,22 @@ def kernel_dims(
         if all(p == s * text for p, s in zip(mst, tst)):
             folded[1].pop()
             folded[2] = [(mext * text, tst)]
+    # an output tight dimension also absorbs the outer dimensions that fold into it: the summed
+    # (middle) loops then run outside them and each tight row is longer (``ijk->jk`` on a
+    # C-ordered operand: 50 passes over one row of j*k, not j*i rows of k). With summed
+    # dimensions the row is added to once per summed step, so it stays short enough for L1/L2.
+    if inner_out and folded[0]:
+        (text, tst) = folded[2][0]
+        limit = FOLD_ROW_MAX if folded[1] else None
+        while folded[0]:
+            pext, pst = folded[0][-1]
+            if limit is not None and text * pext > limit:
+                break
+            if not all(p == s * text for p, s in zip(pst, tst)):
+                break
+            folded[0].pop()
+            text *= pext
+        folded[2] = [(text, tst)]
     if not folded[2]:
         folded[2] = [(1, [0] * len(rows))]
     dims = folded[0] + folded[1] + folded[2]

@@ -17,6 +17,10 @@ arithmetic (``ij,ij,ij->ij``) become one fused step; then each step is told how 
 ``copy``
     a single operand that is only transposed or has a diagonal taken (no sum): a strided copy.
 
+Before the pairwise path, an operand whose labels include some that no other operand and not
+the output has is reduced on its own (:func:`_pre_reductions`), when that saves work; such a step
+replaces its operand in place (``Step.in_place``), so :attr:`Plan.path` stays the pairwise path.
+
 :func:`runs_in_numpy_loop` flags tiny equations, which the API hands whole to numpy's C loop.
 
 The Plan is plain data (tuples of ints and strings), so it can be cached, printed, and one day
@@ -28,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -92,6 +97,10 @@ class Step:
         ``'blas'``, ``'gemm'``, ``'kernel'`` or ``'copy'``.
     flops : int
         Floating-point operation count as opt_einsum counts it.
+    in_place : bool
+        A pre-reduction: one input operand, its labels summed in no other operand summed out
+        (and repeated labels read as one diagonal), the result *replacing* that operand at its
+        position. Such steps come first and are not part of :attr:`Plan.path`.
     """
 
     operands: tuple[int, ...]
@@ -99,6 +108,7 @@ class Step:
     output: tuple[int, ...]
     method: str
     flops: int
+    in_place: bool = False
 
     @cached_property
     def summed(self) -> tuple[int, ...]:
@@ -124,13 +134,32 @@ class Plan:
 
     @property
     def path(self) -> list[tuple[int, ...]]:
-        """The contraction path in opt_einsum's form."""
-        return [step.operands for step in self.steps]
+        """The contraction path in opt_einsum's form (pre-reductions, which keep their operand's
+        position, are not part of it: the path is valid as ``optimize=`` input as it stands)."""
+        return [step.operands for step in self.steps if not step.in_place]
 
     @property
     def opt_flops(self) -> int:
         """The total FLOP count of the planned order."""
         return sum(step.flops for step in self.steps)
+
+    @cached_property
+    def largest_loop(self) -> int:
+        """The largest loop nest (every label a step touches, multiplied) or step result of the
+        plan, in elements: a bound for the size checks made before a plan runs."""
+        size = self.equation.size_dict
+        return max(
+            max(math.prod(size[lab] for lab in set().union(*step.terms)),
+                math.prod(size[lab] for lab in step.output))
+            for step in self.steps
+        )
+
+    @property
+    def speedup(self) -> float | Decimal:
+        """``naive_flops / opt_flops``: a float, or a :class:`~decimal.Decimal` when the ratio
+        is too large for one (the naive count of a network of a hundred tensors can exceed any
+        float; opt_einsum keeps such counts as Decimals too)."""
+        return _ratio(self.naive_flops, max(self.opt_flops, 1))
 
     def report(self, numpy_loop: bool = False) -> str:
         """A readable table of the plan: per step the contraction, FLOPs, result size and method.
@@ -147,17 +176,18 @@ class Plan:
             f"{fmt(names[lab] for lab in eq.output)}",
             f"         Optimizer:  {self.optimizer}",
             f"       Path search:  {_seconds_text(self.path_search)}",
-            f"         Naive FLOP count:  {self.naive_flops:.4g}",
-            f"     Optimized FLOP count:  {self.opt_flops:.4g}",
-            f"      Theoretical speedup:  {self.naive_flops / max(self.opt_flops, 1):.4g}",
-            f"    Largest intermediate:  {self.largest_intermediate:.4g} elements",
+            f"         Naive FLOP count:  {_count(self.naive_flops)}",
+            f"     Optimized FLOP count:  {_count(self.opt_flops)}",
+            f"      Theoretical speedup:  {_count(self.speedup)}",
+            f"    Largest intermediate:  {_count(self.largest_intermediate)} elements",
             "-" * 78,
             f"{'step':>4}  {'contraction':<32} {'FLOPs':>10} {'result size':>12}  runs as",
             "-" * 78,
         ]
         for k, step in enumerate(self.steps):
+            inputs = [eq.terms[step.operands[0]]] if step.in_place else step.terms
             text = (
-                ",".join(fmt(names[lab] for lab in t) for t in step.terms)
+                ",".join(fmt(names[lab] for lab in t) for t in inputs)
                 + "->"
                 + fmt(names[lab] for lab in step.output)
             )
@@ -168,12 +198,30 @@ class Plan:
                 "kernel": _kernel_words(step),
                 "copy": "strided copy",
             }[step.method]
-            lines.append(f"{k:>4}  {text:<32} {step.flops:>10.4g} {out_size:>12}  {how}")
+            if step.in_place:
+                how += f", pre-reduces operand {step.operands[0]}"
+            lines.append(f"{k:>4}  {text:<32} {_count(step.flops):>10} {out_size:>12}  {how}")
         if numpy_loop:
             lines.append("-" * 78)
             lines.append(f"Tiny equation ({math.prod(size.values())} loop iterations): the whole "
                          f"call runs in numpy's C einsum loop")
         return "\n".join(lines)
+
+
+def _ratio(num: int, den: int) -> float | Decimal:
+    """``num / den`` as a float, or as a Decimal when it does not fit in one."""
+    try:
+        return num / den
+    except OverflowError:
+        return Decimal(num) / Decimal(den)
+
+
+def _count(value: float | int | Decimal) -> str:
+    """A count or ratio in 4 significant digits, also beyond the range of a float."""
+    try:
+        return f"{value:.4g}"
+    except OverflowError:  # an int too large for a float
+        return f"{Decimal(value):.4g}"
 
 
 def runs_in_numpy_loop(eq: Equation) -> bool:
@@ -476,10 +524,17 @@ def _make_plan(
     terms = [_distinct(t) for t in eq.terms]
     if isinstance(optimize, tuple):  # an explicit path, validated as given (even for one operand)
         _check_path(list(optimize), len(terms))
+    naive = _flops(terms, eq.output, size)
+    steps: list[Step] = []
+    if optimize is not False:  # False: numpy's single fused loop, exactly as it defines it
+        for p, reduced in _pre_reductions(terms, eq.output, size, memory_limit).items():
+            flops = _flops([terms[p]], reduced, size)
+            steps.append(Step((p,), (terms[p],), reduced, "kernel", flops, in_place=True))
+            terms[p] = reduced
     if memory_limit == 0 and not isinstance(memory_limit, bool) and not isinstance(optimize, tuple):
         # numpy's ('greedy', 0): no intermediate at all
-        choice = PathChoice((tuple(range(len(terms))),), f"{_name(optimize)} (memory_limit=0: fused)",
-                            0.0)
+        choice = PathChoice((tuple(range(len(terms))),),
+                            f"{_name(optimize)} (memory_limit=0: fused)", 0.0)
     else:
         choice = _opt_einsum_path(eq, terms, optimize, memory_limit)
     path = [tuple(p) for p in choice.path]
@@ -487,8 +542,6 @@ def _make_plan(
     if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
         path = [tuple(range(len(terms)))]
 
-    naive = _flops(terms, eq.output, size)
-    steps: list[Step] = []
     for positions, picked, output in _walk(path, terms, eq):
         method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
         steps.append(Step(positions, tuple(picked), output, method, _flops(picked, output, size)))
@@ -512,6 +565,46 @@ class PathIndexError(IndexError, ValueError):
 class IncompletePathError(RuntimeError, ValueError):
     """An explicit path leaves operands uncontracted (numpy raises RuntimeError; a ValueError
     too, as this engine raised before)."""
+
+
+def _pre_reductions(
+    terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int], memory_limit: Any
+) -> dict[int, tuple[int, ...]]:
+    """The operands worth reducing on their own before any pairwise step: position -> the
+    labels left after summing out those that no other operand and not the output has.
+
+    Summing such labels (``i`` in ``ijkj,jlp->pk``) in a pairwise step multiplies that step's
+    loop by their extent; summing them first costs one pass over the operand (its diagonal view
+    when a label repeats). The pass is made when it is cheaper than what it saves in the
+    cheapest pairwise step the operand can take part in -- that is, unless every partner's
+    labels are the operand's own (``ij,j->``, where the pair step is one pass already). With an
+    integer ``memory_limit``, a reduced operand larger than the limit is not made.
+    """
+    if len(terms) < 2:
+        return {}
+    count: dict[int, int] = {}
+    for term in terms:
+        for lab in term:
+            count[lab] = count.get(lab, 0) + 1
+    keep = set(output)
+    reductions: dict[int, tuple[int, ...]] = {}
+    for p, term in enumerate(terms):
+        alone = [lab for lab in term if count[lab] == 1 and lab not in keep]
+        ratio = math.prod(size[lab] for lab in alone)
+        if ratio < 2:
+            continue
+        reduced = tuple(lab for lab in term if lab not in alone)
+        if isinstance(memory_limit, int) and math.prod(size[lab] for lab in reduced) > memory_limit:
+            continue
+        own = math.prod(size[lab] for lab in term)
+        mine = set(term)
+        cheapest = min(
+            math.prod(size[lab] for lab in mine.union(other))
+            for q, other in enumerate(terms) if q != p
+        )
+        if own + cheapest // ratio < cheapest:
+            reductions[p] = reduced
+    return reductions
 
 
 def _check_path(path: list[tuple[int, ...]], n: int) -> None:

@@ -21,7 +21,9 @@ Dimension layout (decided by the planner, see ``layout.kernel_dims``):
 
 Operands that do not move along the tight dimension are hoisted out of it as one factor, and
 unit-stride tight loops with one, two or three moving operands take a contiguous path that LLVM
-vectorizes.
+vectorizes. The loop nest (``_run_range``) is compiled without Numba's reference counting and
+its helpers are inlined into it: the operands are bound to local names once, so no row of the
+loop takes or drops a reference (atomic updates that had cost about 150 ns per row).
 
 ``zero`` is a zero of the output dtype (it types the accumulator). For each output element the
 order of accumulation is fixed by the layout alone, so serial and parallel runs, and runs on any
@@ -33,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import jit, jit_parallel
+from ._jit import jit, jit_inline, jit_loop, jit_parallel
 
 __all__ = ["sum_products_serial", "sum_products_parallel", "KERNELS"]
 
@@ -42,47 +44,52 @@ __all__ = ["sum_products_serial", "sum_products_parallel", "KERNELS"]
 _u = np.uint64
 
 
-@jit
-def _hoisted(pos, ops, strides, last):
-    """(product of the operands that do not move along the tight dimension, whether there are any).
+@jit_inline
+def _hoisted(pos, f0, f1, f2, jf, n_fixed, ops, zero):
+    """The product of the operands that do not move along the tight dimension (``zero`` when
+    there are none; callers then ignore it).
 
     The product starts from the first such factor, not from a literal one: ``(1+0j) * (inf+1j)``
     is ``inf+nanj``, and a uint64 plus an int literal is a float64 in Numba.
     """
-    c = ops[0][_u(pos[1])]
-    found = False
-    for k in range(len(ops)):
-        if strides[k + 1, last] == 0:
-            v = ops[k][_u(pos[k + 1])]
-            c = c * v if found else v
-            found = True
-    return c, found
+    if n_fixed == 0:
+        return zero
+    c = f0[_u(pos[jf[0]])]
+    if n_fixed > 1:
+        c = c * f1[_u(pos[jf[1]])]
+        if n_fixed > 2:
+            c = c * f2[_u(pos[jf[2]])]
+            for j in range(3, n_fixed):
+                c = c * ops[jf[j] - 1][_u(pos[jf[j]])]
+    return c
 
 
-@jit
+@jit_inline
 def _scaled(c, has_c, p):
     """``c * p`` when there is a hoisted factor, else ``p`` (the branch is loop-invariant)."""
     return c * p if has_c else p
 
 
-@jit
-def _unit3(strides, last, vary):
-    """Whether the three moving operands all have unit stride along the tight dimension."""
-    return (
-        strides[vary[0] + 1, last] == 1
-        and strides[vary[1] + 1, last] == 1
-        and strides[vary[2] + 1, last] == 1
-    )
+@jit_inline
+def _moving(i, pos, ops, strides, last, jv, n_vary):
+    """The product of four or more moving operands at step ``i`` of the tight dimension."""
+    k = jv[0]
+    p = ops[k - 1][_u(pos[k] + i * strides[k, last])]
+    for j in range(1, n_vary):
+        k = jv[j]
+        p = p * ops[k - 1][_u(pos[k] + i * strides[k, last])]
+    return p
 
 
-@jit
-def _tight_into_out(out, pos, so, ops, strides, last, t0, t1, assign, n_vary, vary, zero):
-    """out[pos0 + i*so] (+)= prod_k ops[k][...] for t0 <= i < t1 (tight dimension is an output).
+@jit_inline
+def _tight_into_out(out, p0, so, t0, t1, assign, c, has_c, n_vary, unit,
+                    m0, m1, m2, q0, q1, q2, s0, s1, s2, pos, ops, strides, last, jv):
+    """out[p0 + i*so] (+)= c * prod of the moving operands, for t0 <= i < t1 (the tight dimension
+    is an output one). ``m*`` are the (first three) moving operands, ``q*`` their positions and
+    ``s*`` their tight strides; ``unit``: the output and every moving operand have unit stride.
 
     With ``assign`` the products are stored (first step of the summed dimensions), else added.
     """
-    c, has_c = _hoisted(pos, ops, strides, last)
-    p0 = pos[0]
     if n_vary == 0:  # every operand is constant along the tight dimension
         for i in range(t0, t1):
             if assign:
@@ -90,127 +97,101 @@ def _tight_into_out(out, pos, so, ops, strides, last, t0, t1, assign, n_vary, va
             else:
                 out[_u(p0 + i * so)] += c
     elif n_vary == 1:
-        a = ops[vary[0]]
-        pa = pos[vary[0] + 1]
-        sa = strides[vary[0] + 1, last]
-        if so == 1 and sa == 1:
+        if unit:
             if assign:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] = _scaled(c, has_c, a[_u(pa + i)])
+                    out[_u(p0 + i)] = _scaled(c, has_c, m0[_u(q0 + i)])
             else:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] += _scaled(c, has_c, a[_u(pa + i)])
+                    out[_u(p0 + i)] += _scaled(c, has_c, m0[_u(q0 + i)])
         else:
             if assign:
                 for i in range(t0, t1):
-                    out[_u(p0 + i * so)] = _scaled(c, has_c, a[_u(pa + i * sa)])
+                    out[_u(p0 + i * so)] = _scaled(c, has_c, m0[_u(q0 + i * s0)])
             else:
                 for i in range(t0, t1):
-                    out[_u(p0 + i * so)] += _scaled(c, has_c, a[_u(pa + i * sa)])
+                    out[_u(p0 + i * so)] += _scaled(c, has_c, m0[_u(q0 + i * s0)])
     elif n_vary == 2:
-        a = ops[vary[0]]
-        b = ops[vary[1]]
-        pa = pos[vary[0] + 1]
-        pb = pos[vary[1] + 1]
-        sa = strides[vary[0] + 1, last]
-        sb = strides[vary[1] + 1, last]
-        if so == 1 and sa == 1 and sb == 1:
+        if unit:
             if assign:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] = _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)])
+                    out[_u(p0 + i)] = _scaled(c, has_c, m0[_u(q0 + i)] * m1[_u(q1 + i)])
             else:
                 for i in range(t0, t1):
-                    out[_u(p0 + i)] += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)])
+                    out[_u(p0 + i)] += _scaled(c, has_c, m0[_u(q0 + i)] * m1[_u(q1 + i)])
         else:
             if assign:
                 for i in range(t0, t1):
                     out[_u(p0 + i * so)] = _scaled(
-                        c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
-                    )
+                        c, has_c, m0[_u(q0 + i * s0)] * m1[_u(q1 + i * s1)])
             else:
                 for i in range(t0, t1):
                     out[_u(p0 + i * so)] += _scaled(
-                        c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)]
-                    )
-    elif n_vary == 3 and so == 1 and _unit3(strides, last, vary):
-        a = ops[vary[0]]
-        b = ops[vary[1]]
-        d = ops[vary[2]]
-        pa = pos[vary[0] + 1]
-        pb = pos[vary[1] + 1]
-        pd = pos[vary[2] + 1]
-        if assign:
-            for i in range(t0, t1):
-                out[_u(p0 + i)] = _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)] * d[_u(pd + i)])
+                        c, has_c, m0[_u(q0 + i * s0)] * m1[_u(q1 + i * s1)])
+    elif n_vary == 3:
+        if unit:
+            if assign:
+                for i in range(t0, t1):
+                    out[_u(p0 + i)] = _scaled(
+                        c, has_c, m0[_u(q0 + i)] * m1[_u(q1 + i)] * m2[_u(q2 + i)])
+            else:
+                for i in range(t0, t1):
+                    out[_u(p0 + i)] += _scaled(
+                        c, has_c, m0[_u(q0 + i)] * m1[_u(q1 + i)] * m2[_u(q2 + i)])
         else:
             for i in range(t0, t1):
-                out[_u(p0 + i)] += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)] * d[_u(pd + i)])
+                p = _scaled(c, has_c, m0[_u(q0 + i * s0)] * m1[_u(q1 + i * s1)]
+                            * m2[_u(q2 + i * s2)])
+                if assign:
+                    out[_u(p0 + i * so)] = p
+                else:
+                    out[_u(p0 + i * so)] += p
     else:
         for i in range(t0, t1):
-            k = vary[0]
-            p = ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
-            for j in range(1, n_vary):
-                k = vary[j]
-                p = p * ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
-            p = _scaled(c, has_c, p)
+            p = _scaled(c, has_c, _moving(i, pos, ops, strides, last, jv, n_vary))
             if assign:
                 out[_u(p0 + i * so)] = p
             else:
                 out[_u(p0 + i * so)] += p
 
 
-@jit
-def _tight_sum(acc, pos, ops, strides, last, n, n_vary, vary, zero):
-    """acc + sum_i prod_k ops[k][...] for i < n (the tight dimension is summed)."""
-    c, has_c = _hoisted(pos, ops, strides, last)
+@jit_inline
+def _tight_sum(acc, n, c, has_c, n_vary, unit,
+               m0, m1, m2, q0, q1, q2, s0, s1, s2, pos, ops, strides, last, jv):
+    """acc + sum_i c * prod of the moving operands, for i < n (the tight dimension is summed);
+    arguments as for :func:`_tight_into_out` (``unit``: every moving operand has unit stride)."""
     if n_vary == 0:  # every operand is constant along the tight dimension
         for _i in range(n):
             acc += c
     elif n_vary == 1:
-        a = ops[vary[0]]
-        pa = pos[vary[0] + 1]
-        sa = strides[vary[0] + 1, last]
-        if sa == 1:
+        if unit:
             for i in range(n):
-                acc += _scaled(c, has_c, a[_u(pa + i)])
+                acc += _scaled(c, has_c, m0[_u(q0 + i)])
         else:
             for i in range(n):
-                acc += _scaled(c, has_c, a[_u(pa + i * sa)])
+                acc += _scaled(c, has_c, m0[_u(q0 + i * s0)])
     elif n_vary == 2:
-        a = ops[vary[0]]
-        b = ops[vary[1]]
-        pa = pos[vary[0] + 1]
-        pb = pos[vary[1] + 1]
-        sa = strides[vary[0] + 1, last]
-        sb = strides[vary[1] + 1, last]
-        if sa == 1 and sb == 1:
+        if unit:
             for i in range(n):
-                acc += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)])
+                acc += _scaled(c, has_c, m0[_u(q0 + i)] * m1[_u(q1 + i)])
         else:
             for i in range(n):
-                acc += _scaled(c, has_c, a[_u(pa + i * sa)] * b[_u(pb + i * sb)])
-    elif n_vary == 3 and _unit3(strides, last, vary):
-        a = ops[vary[0]]
-        b = ops[vary[1]]
-        d = ops[vary[2]]
-        pa = pos[vary[0] + 1]
-        pb = pos[vary[1] + 1]
-        pd = pos[vary[2] + 1]
-        for i in range(n):
-            acc += _scaled(c, has_c, a[_u(pa + i)] * b[_u(pb + i)] * d[_u(pd + i)])
+                acc += _scaled(c, has_c, m0[_u(q0 + i * s0)] * m1[_u(q1 + i * s1)])
+    elif n_vary == 3:
+        if unit:
+            for i in range(n):
+                acc += _scaled(c, has_c, m0[_u(q0 + i)] * m1[_u(q1 + i)] * m2[_u(q2 + i)])
+        else:
+            for i in range(n):
+                acc += _scaled(c, has_c, m0[_u(q0 + i * s0)] * m1[_u(q1 + i * s1)]
+                               * m2[_u(q2 + i * s2)])
     else:
         for i in range(n):
-            k = vary[0]
-            p = ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
-            for j in range(1, n_vary):
-                k = vary[j]
-                p = p * ops[k][_u(pos[k + 1] + i * strides[k + 1, last])]
-            p = _scaled(c, has_c, p)
-            acc += p
+            acc += _scaled(c, has_c, _moving(i, pos, ops, strides, last, jv, n_vary))
     return acc
 
 
-@jit
+@jit_inline
 def _advance(idx, pos, extents, strides, lo, hi):
     """Step the odometer ``idx[lo..hi]`` (``hi`` fastest) and the offsets ``pos`` with it."""
     d = hi
@@ -226,24 +207,33 @@ def _advance(idx, pos, extents, strides, lo, hi):
         d -= 1
 
 
-@jit
+@jit_loop
 def _run_range(
-    start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero
+    start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero,
+    pos, idx, base, jv, jf
 ):
     """Compute output elements ``start..stop-1`` of the flattened outer range (tight sub-range
-    ``t0..t1`` when the tight dimension is an output one)."""
+    ``t0..t1`` when the tight dimension is an output one).
+
+    ``pos``, ``base`` (``nops + 1`` each), ``idx`` (``nd``), ``jv`` and ``jf`` (``nops`` each) are
+    int64 scratch arrays from the caller: this loop nest runs without reference counting and
+    allocates nothing.
+
+    The operands are bound to local names once (``m0..m2`` moving along the tight dimension,
+    ``f0..f2`` fixed), so the loops below index arrays without taking new references to them.
+    """
     nops = len(ops)
     nd = extents.shape[0]
     last = nd - 1
     n_tight = extents[last]
-    pos = np.empty(nops + 1, dtype=np.int64)  # row 0: output, rows 1..: operands
-    idx = np.zeros(nd, dtype=np.int64)
+    # pos, base: row 0 the output, rows 1.. the operands
+    for d in range(nd):
+        idx[d] = 0
     # unravel `start` over the outer dims (C order: last outer dim fastest)
     rem = start
     for d in range(n_outer - 1, -1, -1):
         idx[d] = rem % extents[d]
         rem //= extents[d]
-    base = np.empty(nops + 1, dtype=np.int64)
     base[0] = out_off
     for k in range(nops):
         base[k + 1] = offs[k]
@@ -251,36 +241,36 @@ def _run_range(
         for k in range(nops + 1):
             base[k] += idx[d] * strides[k, d]
     so = strides[0, last]
-    # operands whose tight stride is 0 contribute one factor per middle step: hoist them
-    vary = np.empty(nops, dtype=np.int64)
+    # rows (in pos) of the operands that move along the tight dimension, and of those that do
+    # not: the latter contribute one factor per middle step, hoisted out of the tight loop
     n_vary = 0
+    n_fixed = 0
     for k in range(nops):
         if strides[k + 1, last] != 0:
-            vary[n_vary] = k
+            jv[n_vary] = k + 1
             n_vary += 1
+        else:
+            jf[n_fixed] = k + 1
+            n_fixed += 1
+    jm0 = jv[0] if n_vary > 0 else 1
+    jm1 = jv[1] if n_vary > 1 else jm0
+    jm2 = jv[2] if n_vary > 2 else jm0
+    m0 = ops[jm0 - 1]
+    m1 = ops[jm1 - 1]
+    m2 = ops[jm2 - 1]
+    f0 = ops[jf[0] - 1] if n_fixed > 0 else m0
+    f1 = ops[jf[1] - 1] if n_fixed > 1 else f0
+    f2 = ops[jf[2] - 1] if n_fixed > 2 else f0
+    s0 = strides[jm0, last]
+    s1 = strides[jm1, last]
+    s2 = strides[jm2, last]
+    unit = (s0 == 1 or n_vary < 1) and (s1 == 1 or n_vary < 2) and (s2 == 1 or n_vary < 3)
+    has_c = n_fixed > 0
+    if inner_out:
+        unit = unit and so == 1
     n_mid = 1
     for d in range(n_outer, last):
         n_mid *= extents[d]
-    # the commonest summed tight loop -- one or two operands, both moving with unit stride, no
-    # hoisted factor (row sums, batched dot products) -- is set up once here rather than once
-    # per output element, which costs ~50 ns a row
-    first = ops[0]
-    second = ops[nops - 1]
-    plain_sum = (
-        not inner_out
-        and n_vary == nops
-        and nops <= 2
-        and strides[1, last] == 1
-        and strides[nops, last] == 1
-    )
-    # likewise an outer-product row: two operands, one fixed along the tight (output) dimension
-    # and one moving with unit stride, like the output
-    moving = vary[0] if n_vary > 0 else 0
-    mover = ops[moving]
-    fixed = ops[1 - moving] if nops == 2 else first
-    outer_row = (
-        inner_out and nops == 2 and n_vary == 1 and so == 1 and strides[moving + 1, last] == 1
-    )
 
     for _o in range(start, stop):
         acc = zero
@@ -289,35 +279,27 @@ def _run_range(
         for d in range(n_outer, last):
             idx[d] = 0
         for m in range(n_mid):
-            if plain_sum:
-                p1 = pos[1]
-                if nops == 1:
-                    for i in range(n_tight):
-                        acc += first[_u(p1 + i)]
-                else:
-                    p2 = pos[2]
-                    for i in range(n_tight):
-                        acc += first[_u(p1 + i)] * second[_u(p2 + i)]
-            elif outer_row:
-                c = fixed[_u(pos[2 - moving])]
-                pm = pos[moving + 1]
-                p0 = pos[0]
-                if m == 0:
-                    for i in range(t0, t1):
-                        out[_u(p0 + i)] = c * mover[_u(pm + i)]
-                else:
-                    for i in range(t0, t1):
-                        out[_u(p0 + i)] += c * mover[_u(pm + i)]
-            elif inner_out:
-                _tight_into_out(
-                    out, pos, so, ops, strides, last, t0, t1, m == 0, n_vary, vary, zero
-                )
+            c = _hoisted(pos, f0, f1, f2, jf, n_fixed, ops, zero)
+            if inner_out:
+                _tight_into_out(out, pos[0], so, t0, t1, m == 0, c, has_c, n_vary, unit,
+                                m0, m1, m2, pos[jm0], pos[jm1], pos[jm2], s0, s1, s2,
+                                pos, ops, strides, last, jv)
             else:
-                acc = _tight_sum(acc, pos, ops, strides, last, n_tight, n_vary, vary, zero)
+                acc = _tight_sum(acc, n_tight, c, has_c, n_vary, unit,
+                                 m0, m1, m2, pos[jm0], pos[jm1], pos[jm2], s0, s1, s2,
+                                 pos, ops, strides, last, jv)
             _advance(idx, pos, extents, strides, n_outer, last - 1)  # middle dims
         if not inner_out:
             out[_u(base[0])] = acc
         _advance(idx, base, extents, strides, 0, n_outer - 1)  # outer dims
+
+
+@jit
+def _scratch(nops, nd):
+    """The scratch arrays of :func:`_run_range`: pos, idx, base, jv, jf."""
+    return (np.empty(nops + 1, dtype=np.int64), np.empty(nd, dtype=np.int64),
+            np.empty(nops + 1, dtype=np.int64), np.empty(nops, dtype=np.int64),
+            np.empty(nops, dtype=np.int64))
 
 
 @jit
@@ -326,6 +308,7 @@ def sum_products_serial(out, out_off, ops, offs, extents, strides, n_outer, inne
     total = 1
     for d in range(n_outer):
         total *= extents[d]
+    pos, idx, base, jv, jf = _scratch(len(ops), extents.shape[0])
     _run_range(
         0,
         total,
@@ -340,6 +323,11 @@ def sum_products_serial(out, out_off, ops, offs, extents, strides, n_outer, inne
         n_outer,
         inner_out,
         zero,
+        pos,
+        idx,
+        base,
+        jv,
+        jf,
     )
 
 
@@ -362,9 +350,9 @@ def sum_products_parallel(
         stop = (chunk + 1) * total // n_chunks
         t0 = block * n_tight // n_blocks
         t1 = (block + 1) * n_tight // n_blocks
-        _run_range(
-            start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero
-        )
+        pos, idx, base, jv, jf = _scratch(len(ops), extents.shape[0])
+        _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer,
+                   inner_out, zero, pos, idx, base, jv, jf)
 
 
 KERNELS = (sum_products_serial, sum_products_parallel)  # the sum-of-products dispatchers
