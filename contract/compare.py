@@ -671,6 +671,8 @@ def _network_summary(records: list[dict[str, Any]], engines: list[_Engine]) -> d
     contract's speedup over each peer on its own path and on the shared path, over the best peer
     per instance, the path FLOP ratio against each peer and the planning times."""
     rows = [rec for rec in records if "paths" in rec and rec["category"] == NETWORK_CATEGORY]
+    if not rows:
+        return {}  # no network case ran: no table
     own = [e.key for e in engines if e.key in _PEERS]
     same = [e.key for e in engines if e.versus == "contract_path"]
     out: dict[str, Any] = {}
