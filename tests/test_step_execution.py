@@ -4,6 +4,7 @@ small-extent operands, and plan reports of networks whose naive cost exceeds a f
 from __future__ import annotations
 
 import decimal
+import re
 
 import numpy as np
 import pytest
@@ -29,7 +30,9 @@ def test_path_report_of_a_100_site_mps_does_not_overflow():
     assert isinstance(info.speedup, decimal.Decimal) and info.speedup > 10**300
     assert info.naive_cost > info.opt_cost
     text = str(info)
-    assert "Theoretical speedup:  5.588e+381" in text and "Naive FLOP count:  1.066e+390" in text
+    assert "Naive FLOP count:  1.066e+390" in text
+    # the speedup depends on the path the search finds (its budget is wall time): its form only
+    assert re.search(r"Theoretical speedup:  \d\.\d{3}e\+3\d\d\n", text), text
     # small networks keep a float
     _, small = contract.contract_path(*_mps_norm(4, 3), shapes=True)
     assert isinstance(small.speedup, float)
