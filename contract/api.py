@@ -40,11 +40,7 @@ _ORDER_NAMES = {"C": "C", "F": "F", "A": "A", "K": "K", "c": "C", "f": "F", "a":
 _MAX_INDEX = int(np.iinfo(np.intp).max)  # the kernels index with int64
 _TRIAL_BYTES = 1 << 26  # arrays this large are test-allocated before a plan runs
 
-# The per-call fast path. A call with default keywords whose subscripts, optimize (and its type),
-# use_blas and operand types, shapes and dtypes were seen before skips parsing, keyword checks and
-# planning: it goes straight to what the first such call decided (numpy's loop for a tiny
-# equation, else the plan). Every key here was validated by a first call that succeeded; at most
-# _RUNNERS_MAX entries are kept.
+
 class _Missing:
     """The default of ``subscripts``: a call with no arguments at all raises numpy's ValueError
     (from :func:`~contract.parser.split_operands`) rather than Python's TypeError."""
@@ -61,6 +57,11 @@ def _arguments(subscripts: Any, operands: Sequence[Any]) -> tuple[Any, ...]:
     return () if subscripts is _NO_ARGUMENTS else (subscripts, *operands)
 
 
+# The per-call fast path. A call with default keywords whose subscripts, optimize (and its type),
+# use_blas and operand types, shapes and dtypes were seen before skips parsing, keyword checks and
+# planning: it goes straight to what the first such call decided (numpy's loop for a tiny
+# equation, else the plan). Every key here was validated by a first call that succeeded; at most
+# _RUNNERS_MAX entries are kept.
 Runner = Callable[..., Any]
 _RUNNERS: dict[tuple, Runner] = {}
 _RUNNERS_MAX = 4096
