@@ -41,10 +41,11 @@ OPT_EINSUM_MODULES = ("test_backends", "test_blas", "test_contract", "test_edge_
 
 FULL = os.environ.get("CONTRACT_PEER_FULL", "") not in ("", "0")
 SUBSET_MODULUS = 5
-# numpy's per-dtype sums tests of the narrow integer dtypes: each compiles the whole set of kernel
-# variants for one more dtype (about 5 minutes of cold compiling each on a 2-core machine), which
-# would put CI far past its time limit. By default they are left out (the sums tests of int64,
-# float16/32/64, complex64/128 and the delegated dtypes run); ``CONTRACT_PEER_FULL=1`` runs them.
+# numpy's per-dtype sums tests of the narrow integer dtypes: each compiles the kernel variants
+# for one more dtype. In a cold CI-style run (2 cores) the first of them, int8, took about 7
+# minutes and the next ones 20-60 s each; CI has no other use for these dtypes' kernels. By
+# default they are left out (the sums tests of int64, float16/32/64, complex64/128 and the
+# delegated dtypes run); ``CONTRACT_PEER_FULL=1`` runs them.
 NUMPY_FULL_ONLY = tuple(f"TestNumpy_Einsum::test_einsum_sums_{name}" for name in (
     "int8", "uint8", "int16", "uint16", "int32", "uint32", "uint64"))
 
