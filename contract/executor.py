@@ -460,21 +460,10 @@ def _blas_cost(
         except ValueError:  # the reshape would copy
             copied += math.prod(stacked)
             continue
-        if not (matrices.ndim < 2 or _blasable_bytes(matrices, item)):
+        if not (matrices.ndim < 2 or is_blasable(matrices, item)):
             copied += math.prod(stacked)
     nk = a_stack[-1]
     return copied, 2 * math.prod(stack) * nk
-
-
-def _blasable_bytes(matrix: np.ndarray, item: int) -> bool:
-    """:func:`is_blasable` for a byte-typed stand-in of an array with ``item``-byte elements."""
-    rows, cols = matrix.shape[-2:]
-    s_r, s_c = matrix.strides[-2:]
-
-    def c_order(s0: int, s1: int, d1: int) -> bool:
-        return s1 == item and s0 % item == 0 and s0 // item >= d1
-
-    return c_order(s_r, s_c, cols) or c_order(s_c, s_r, rows)
 
 
 def _blas_readable(stack: np.ndarray) -> np.ndarray:

@@ -251,16 +251,17 @@ def foldable_tail(
     return [lab for lab in ordered if lab not in tail], tail
 
 
-def is_blasable(matrix: np.ndarray) -> bool:
+def is_blasable(matrix: np.ndarray, itemsize: int | None = None) -> bool:
     """Whether numpy's matmul hands the last two axes of ``matrix`` to BLAS without a copy.
 
     numpy's rule (``is_blasable2d``), for the matrix or its transpose: one axis has unit stride
     and the other a positive stride, a multiple of the item size, at least the unit axis' length.
-    Otherwise matmul runs a plain C loop that is many times slower than BLAS.
+    Otherwise matmul runs a plain C loop that is many times slower than BLAS. ``itemsize``
+    overrides ``matrix.itemsize`` (for a byte-typed stand-in that only carries the geometry).
     """
     rows, cols = matrix.shape[-2:]
     s_r, s_c = matrix.strides[-2:]
-    item = matrix.itemsize
+    item = matrix.itemsize if itemsize is None else itemsize
 
     def c_order(s0: int, s1: int, d1: int) -> bool:
         return s1 == item and s0 % item == 0 and s0 // item >= d1
