@@ -120,6 +120,7 @@ import tempfile
 import textwrap
 import time
 import warnings
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -1828,7 +1829,8 @@ def _assert_same_specials(got, expected, what=""):
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("eq,shapes", SPECIAL_EQS, ids=[e for e, _ in SPECIAL_EQS])
 def test_nan_inf_propagate_like_numpy(eq, shapes, dtype):
-    rng = np.random.default_rng(abs(hash((eq, dtype))) % 2**32)
+    # A fixed seed per case (str hashes change between processes).
+    rng = np.random.default_rng(zlib.crc32(f"{eq} {dtype}".encode()))
     for trial in range(4):
         # trial 0: sparse specials (finite results survive); later: dense
         p_special = 0.02 if trial == 0 else 0.3
@@ -1838,12 +1840,23 @@ def test_nan_inf_propagate_like_numpy(eq, shapes, dtype):
             mask = rng.random(s) < p_special
             x[mask] = rng.choice(SPECIAL[:3], size=int(mask.sum()))
             ops.append(x.astype(dtype))
-        for optimize in (False, True):
-            expected = np.einsum(eq, *ops, optimize=optimize)
-            for mode, fn in _MODES.items():
-                with np.errstate(all="ignore"):
-                    got = fn(eq, *ops)
-                _assert_same_specials(got, expected, f"{eq} {dtype} {mode} np-opt={optimize}")
+        with np.errstate(all="ignore"):
+            one_loop = np.einsum(eq, *ops, optimize=False)
+            pairwise = np.einsum(eq, *ops, optimize=True)
+        # With three or more operands the order of the products decides some specials
+        # (-0.0 * 1.0 * inf is NaN in one loop; (-0.0 * 1.0 + 2.0) * inf is inf pairwise),
+        # so numpy's two modes disagree there: either of numpy's answers is then right.
+        for mode, fn in _MODES.items():
+            with np.errstate(all="ignore"):
+                got = np.asarray(fn(eq, *ops))
+            what = f"{eq} {dtype} {mode} trial {trial}"
+            assert got.dtype == one_loop.dtype and got.shape == one_loop.shape, what
+            mismatch = (_classify(got) != _classify(one_loop)).any(0) & (
+                _classify(got) != _classify(pairwise)
+            ).any(0)
+            assert not mismatch.any(), f"{what}: NaN/Inf differ at {np.argwhere(mismatch)[:5]}"
+            if len(shapes) < 3:
+                _assert_same_specials(got, one_loop, what)
 
 
 def test_blas_path_is_exercised_by_the_special_value_tests():
