@@ -24,12 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Equation", "parse", "label_name", "label_char", "relabel_sublists", "split_operands"]
+__all__ = [
+    "Equation",
+    "label_char",
+    "label_name",
+    "parse",
+    "parse_cached",
+    "relabel_sublists",
+    "split_operands",
+]
 
 _CHAR_BASE = 64  # above every broadcast label (numpy arrays have at most 64 dimensions)
 _WIDE_LABEL_BASE = _CHAR_BASE + 0x110000  # above every character label
@@ -384,3 +392,43 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
     for lab in output:
         sizes.setdefault(lab, 1)
     return Equation(tuple(terms), output, tuple(sorted(sizes.items())), implicit)
+
+
+def parse_cached(subscripts: Any, shapes: tuple[tuple[int, ...], ...]) -> Equation:
+    """:func:`parse`, remembered per ``(subscripts, shapes)`` (the parser's one cache).
+
+    A sublist form is keyed by its plain-int labels; a malformed one is not cached (it raises).
+    """
+    if not isinstance(subscripts, str):
+        sublists, out_sub = subscripts
+        try:
+            key = (tuple(_sublist_key(s) for s in sublists),
+                   None if out_sub is None else _sublist_key(out_sub))
+        except TypeError:
+            return parse(subscripts, shapes)  # raises the right error for malformed sublists
+        subscripts = key
+    return _parse_remembered(subscripts, shapes)
+
+
+@lru_cache(maxsize=4096)
+def _parse_remembered(subscripts: Any, shapes: tuple[tuple[int, ...], ...]) -> Equation:
+    return parse(subscripts, shapes)
+
+
+def _sublist_key(sub: Any) -> tuple[Any, ...]:
+    """A sublist as a cache key of plain ints (and Ellipsis); TypeError for anything else.
+
+    The key must not be equal to a valid one for an invalid sublist: ``(1, 2.0) == (1, 2)`` and
+    ``(True,) == (1,)``, so a float or bool label would otherwise hit a cached valid parse.
+    """
+    if isinstance(sub, (str, bytes)):
+        raise TypeError
+    key = []
+    for item in sub:
+        if item is Ellipsis:
+            key.append(item)
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, (bool, np.bool_)):
+            key.append(int(item))
+        else:
+            raise TypeError
+    return tuple(key)

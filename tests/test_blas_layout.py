@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contract
-from contract import api, executor, planner
+from contract import _call, executor, planner
 
 
 def _clear_caches():
     planner._make_plan_cached.cache_clear()
     executor._blas_grouping.cache_clear()
-    api._RUNNERS.clear()
+    _call.RUNNERS.clear()
 
 
 @pytest.fixture

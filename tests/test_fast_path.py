@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contract
-from contract import api, executor, planner
+from contract import _call, _numpy_compat, executor, parser, planner
 
 SHIPPED_THRESHOLD = 1 << 15
 
@@ -28,16 +28,16 @@ SHIPPED_THRESHOLD = 1 << 15
 @pytest.fixture
 def numpy_loop(monkeypatch):
     monkeypatch.setattr(planner, "NUMPY_LOOP_MAX_WORK", SHIPPED_THRESHOLD)
-    api._RUNNERS.clear()
+    _call.RUNNERS.clear()
     yield
-    api._RUNNERS.clear()
+    _call.RUNNERS.clear()
 
 
 @pytest.fixture
 def fresh_runners():
-    api._RUNNERS.clear()
+    _call.RUNNERS.clear()
     yield
-    api._RUNNERS.clear()
+    _call.RUNNERS.clear()
 
 
 def _same(result, expected):
@@ -66,7 +66,7 @@ def test_tiny_calls_are_numpys_answer_first_and_second_time(numpy_loop, eq, dtyp
         return
     first = contract.einsum(subscripts, *ops)
     second = contract.einsum(subscripts, *ops)  # through the cached runner
-    eq_parsed = api._parse(subscripts, tuple(shapes))
+    eq_parsed = parser.parse_cached(subscripts, tuple(shapes))
     copies = [o.copy(order="C") for o in ops]  # the same key, other strides
     if planner.runs_in_numpy_loop(eq_parsed):
         _same(first, expected)
@@ -115,7 +115,7 @@ def test_non_arrays_and_subclasses_take_the_full_path(numpy_loop):
     m = np.matrix(a)
     for _ in range(2):
         assert type(contract.einsum("ij,jk->ik", m, m)) is np.ndarray
-    assert all(t is np.ndarray for key in api._RUNNERS for t in key[4] if isinstance(t, type))
+    assert all(t is np.ndarray for key in _call.RUNNERS for t in key[4] if isinstance(t, type))
 
 
 def test_use_blas_false_never_uses_the_numpy_loop(numpy_loop, monkeypatch):
@@ -126,7 +126,7 @@ def test_use_blas_false_never_uses_the_numpy_loop(numpy_loop, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the numpy loop ran")
 
-    monkeypatch.setattr(api, "_numpy_loop", refuse)
+    monkeypatch.setattr(_numpy_compat, "numpy_loop", refuse)
     for _ in range(2):
         assert_matches(contract.contract("ij,jk->ik", a, a, use_blas=False), expected)
     _, info = contract.contract_path("ij,jk->ik", a, a, use_blas=False)
@@ -148,7 +148,7 @@ def test_sublist_form_runs_in_the_engine(numpy_loop, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the numpy loop ran")
 
-    monkeypatch.setattr(api, "_numpy_loop", refuse)
+    monkeypatch.setattr(_numpy_compat, "numpy_loop", refuse)
     assert_matches(contract.einsum(a, [0, 1], a, [1, 2], [0, 2]), a @ a)
 
 
@@ -190,21 +190,21 @@ def test_planned_runner_is_reused_and_respects_strides(fresh_runners):
     b = rng.standard_normal((20, 10))
     expected = a @ b
     assert_matches(contract.einsum("ij,jk->ik", a, b), expected)
-    assert len(api._RUNNERS) == 1
+    assert len(_call.RUNNERS) == 1
     for a2 in (np.asfortranarray(a), a[::-1][::-1], np.ascontiguousarray(a[::-1])[::-1]):
         assert_matches(contract.einsum("ij,jk->ik", a2, b), expected)
-    assert len(api._RUNNERS) == 1
+    assert len(_call.RUNNERS) == 1
     ro = a.copy()
     ro.flags.writeable = False
     assert_matches(contract.einsum("ij,jk->ik", ro, b), expected)
 
 
 def test_runner_cache_is_bounded(fresh_runners, monkeypatch):
-    monkeypatch.setattr(api, "_RUNNERS_MAX", 8)
+    monkeypatch.setattr(_call.RUNNERS, "maxsize", 8)
     for n in range(1, 30):
         a = np.ones((n, 2))
         assert_matches(contract.einsum("ij->i", a), np.full(n, 2.0))
-    assert len(api._RUNNERS) <= 8
+    assert len(_call.RUNNERS) <= 8
 
 
 def test_a_failed_call_leaves_no_runner_behind(fresh_runners, monkeypatch):
@@ -213,7 +213,7 @@ def test_a_failed_call_leaves_no_runner_behind(fresh_runners, monkeypatch):
            np.broadcast_to(1.0, (10**9,))]
     with pytest.raises(MemoryError):
         contract.einsum("d,b,d->bd", *ops)
-    assert not api._RUNNERS
+    assert not _call.RUNNERS
 
     def no_step_may_run(*args, **kwargs):
         raise AssertionError("a step ran before the size checks")

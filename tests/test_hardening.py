@@ -2055,7 +2055,7 @@ def test_threads_give_serial_results(operands):
 
 
 def test_plan_and_parse_caches_under_concurrency():
-    from contract import api, planner
+    from contract import parser, planner
 
     rng = np.random.default_rng(9)
     problems = []
@@ -2069,7 +2069,7 @@ def test_plan_and_parse_caches_under_concurrency():
         ops = [rng.integers(-3, 4, size=s) for s in shapes]
         problems.append((eq, ops))
     expected = [np.einsum(eq, *ops) for eq, ops in problems]
-    api._parse_cached.cache_clear()
+    parser._parse_remembered.cache_clear()
     planner._make_plan_cached.cache_clear()
 
     def worker(i):
@@ -2087,7 +2087,8 @@ def test_plan_and_parse_caches_under_concurrency():
         assert len(paths) == 1, (problems[k][0], paths)
         for r in results:
             np.testing.assert_array_equal(r[k][0], exp)
-    assert api._parse_cached.cache_info().currsize <= api._parse_cached.cache_info().maxsize
+    info = parser._parse_remembered.cache_info()
+    assert info.currsize <= info.maxsize
     info = planner._make_plan_cached.cache_info()
     assert info.currsize <= info.maxsize
 
@@ -2390,19 +2391,19 @@ def test_memory_limit_is_honoured(data):
     rng = np.random.default_rng(1)
     ops = [rng.integers(-3, 4, size=s) for s in shapes]
     seen = []
-    from contract import api
+    from contract import _call
 
-    real_execute = api.execute
+    real_execute = _call.execute
 
     def spy(plan, *args, **kwargs):
         seen.append(plan)
         return real_execute(plan, *args, **kwargs)
 
-    api.execute = spy
+    _call.execute = spy
     try:
         got = contract.contract(eq, *ops, optimize=optimize, memory_limit=limit)
     finally:
-        api.execute = real_execute
+        _call.execute = real_execute
     np.testing.assert_array_equal(got, np.einsum(eq, *ops))
     for plan in seen:
         for step in plan.steps[:-1]:
@@ -2521,11 +2522,11 @@ def test_resident_memory_stays_flat_long():
 
 
 def test_caches_are_bounded():
-    from contract import api, planner
+    from contract import parser, planner
 
     for k in range(5000):
         contract.contract_path("ij,jk->ik", (2, 3 + k), (3 + k, 2), shapes=True)
-    for cache in (api._parse_cached, planner._make_plan_cached):
+    for cache in (parser._parse_remembered, planner._make_plan_cached):
         info = cache.cache_info()
         assert info.maxsize is not None and info.currsize <= info.maxsize
 

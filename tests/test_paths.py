@@ -13,7 +13,7 @@ from conftest import assert_matches
 
 import contract
 from contract import paths
-from contract.api import _parse
+from contract.parser import parse_cached
 from contract.planner import _check_path, make_plan
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -71,7 +71,7 @@ NETWORKS = {
 
 
 def _problem(subscripts: str, shapes: list) -> tuple[list, tuple, dict]:
-    eq = _parse(subscripts, tuple(shapes))
+    eq = parse_cached(subscripts, tuple(shapes))
     inputs = [tuple(dict.fromkeys(t)) for t in eq.terms]
     return inputs, eq.output, dict(eq.size_dict)
 
@@ -225,7 +225,7 @@ def test_memory_limit_with_auto_uses_opt_einsum():
 
 def test_auto_plans_are_cached():
     subscripts, shapes = NETWORKS["lattice_4x4"]
-    eq = _parse(subscripts, tuple(shapes))
+    eq = parse_cached(subscripts, tuple(shapes))
     assert make_plan(eq, np.dtype(np.float64), "auto") is make_plan(eq, np.dtype(np.float64),
                                                                     "auto")
 

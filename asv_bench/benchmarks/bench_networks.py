@@ -14,7 +14,7 @@ import time
 import opt_einsum
 
 import contract
-import contract.api
+import contract.parser
 import contract.planner
 from contract import paths
 from contract.bench_cases import get_case
@@ -125,7 +125,7 @@ class Planning:
         self.shapes = [tuple(size[c] for c in t) for t in terms]
 
     def time_contract_path(self, equation):
-        contract.api._parse_cached.cache_clear()
+        contract.parser._parse_remembered.cache_clear()
         contract.planner._make_plan_cached.cache_clear()
         contract.contract_path(equation, *self.shapes, shapes=True)
 
