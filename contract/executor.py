@@ -1,7 +1,10 @@
-"""Run a Plan: prepare labelled views, call BLAS (NumPy) or the Numba kernels, fill the output.
+"""Run a Plan in memory (the numpy backend): labelled views, BLAS (NumPy) or the Numba kernels.
 
 This is the only module that joins the planner (plain data) and the kernels (plain loops).
-Every function here is a function of its inputs alone: no hidden state besides Numba's caches.
+:func:`run_step` is a function of its inputs alone: the sizes come from the input arrays, the
+method from :data:`STEP_RUNNERS`, and serial or parallel from its ``parallel`` argument (another
+backend, running steps on blocks from its own threads, passes ``parallel=False``). The one piece
+of process state is the launch lock behind ``parallel="auto"`` (see :func:`_launch`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import os
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Literal
 
 import numba
 import numpy as np
 
+from ._dtypes import kernel_dtype
 from .kernels import gemm_parallel, gemm_serial, sum_products_parallel, sum_products_serial
 from .layout import (
     buffer_geometry,
@@ -28,7 +33,7 @@ from .layout import (
 )
 from .planner import Plan, Step
 
-__all__ = ["execute", "run_step", "PARALLEL_MIN_WORK"]
+__all__ = ["execute", "run_step", "STEP_RUNNERS", "Parallel", "PARALLEL_MIN_WORK"]
 
 # Below this many multiply-adds a step runs on one thread: a parallel launch costs ~10 us on an
 # idle machine and a whole scheduler slice on a busy one, which only large steps can repay.
@@ -46,6 +51,10 @@ SPLIT_PARTS = 8
 _MIN_BLOCK = 256
 
 Labelled = tuple[np.ndarray, tuple[int, ...]]
+# How a step may use threads: "auto" (parallel kernels when the step is big enough and the
+# thread pool is free), True (parallel kernels for big enough steps, no pool check: the caller
+# owns the pool) or False (serial kernels only).
+Parallel = Literal["auto"] | bool
 
 # Parallel kernels launch one at a time: a Python thread that finds the pool busy runs the serial
 # variant (bit-identical results) instead of oversubscribing the cores -- and instead of aborting,
@@ -65,8 +74,16 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _run_parallel(kernel, *args) -> bool:
-    """Run a parallel kernel if the pool is free and usable; False if the caller must go serial."""
+def _launch(parallel: Parallel, kernel, *args) -> bool:
+    """Run a parallel kernel as ``parallel`` allows; False if the caller must run it serially.
+
+    ``"auto"`` runs it only if the pool is free and usable in this process.
+    """
+    if parallel is False:
+        return False
+    if parallel is True:
+        kernel(*args)
+        return True
     if _parallel_state["forked_after_use"] or not _PARALLEL_LOCK.acquire(blocking=False):
         return False
     try:
@@ -77,7 +94,8 @@ def _run_parallel(kernel, *args) -> bool:
     return True
 
 
-def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) -> np.ndarray:
+def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None,
+            *, parallel: Parallel = "auto") -> np.ndarray:
     """Run ``plan`` on ``operands`` (already of the plan's dtype, validated) into ``out``.
 
     Parameters
@@ -91,6 +109,8 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
         The destination, of dtype ``plan.dtype`` and the output shape, not overlapping any input.
         ``None`` lets the last step choose the result's memory layout (numpy's ``order='K'``):
         a BLAS result is returned as a transposed view instead of being copied into C order.
+    parallel : {"auto", True, False}, optional
+        Whether steps may run parallel kernels (see :data:`Parallel`).
 
     Returns
     -------
@@ -102,18 +122,19 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
     work: list[Labelled] = [labelled_view(op, term, size) for op, term in zip(operands, eq.terms)]
     steps = plan.steps
     if len(steps) == 1:
-        result, labels = run_step(steps[0], [work[p] for p in steps[0].operands], size, out)
+        result, labels = run_step(steps[0], [work[p] for p in steps[0].operands], out,
+                                  parallel=parallel)
     else:
         last = len(steps) - 1
         for k, step in enumerate(steps):
             if step.in_place:  # a pre-reduction: the result takes its operand's place
                 p = step.operands[0]
-                work[p] = run_step(step, [work[p]], size)
+                work[p] = run_step(step, [work[p]], parallel=parallel)
                 continue
             inputs = [work[p] for p in step.operands]
             for p in sorted(step.operands, reverse=True):
                 del work[p]
-            work.append(run_step(step, inputs, size, out if k == last else None))
+            work.append(run_step(step, inputs, out if k == last else None, parallel=parallel))
         result, labels = work[0]
     if out is not None:
         return out
@@ -124,28 +145,75 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None) 
     return result.transpose([labels.index(lab) for lab in eq.output])
 
 
-def run_step(
-    step: Step, inputs: list[Labelled], size: dict[int, int], out: np.ndarray | None = None
-) -> Labelled:
+def run_step(step: Step, inputs: list[Labelled], out: np.ndarray | None = None,
+             *, parallel: Parallel = "auto") -> Labelled:
     """Run one step on labelled inputs; write into ``out`` (labelled ``step.output``) if given.
 
-    Returns the result and its labels (for an intermediate, the labels may come in another order
-    than ``step.output``).
+    Parameters
+    ----------
+    step : Step
+        The step; its ``method`` picks the runner in :data:`STEP_RUNNERS`.
+    inputs : list of (ndarray, tuple of int)
+        One labelled view per operand of the step (one axis per distinct label, of one dtype);
+        the sizes of the step are read off them.
+    out : ndarray, optional
+        The destination, with one axis per label of ``step.output``, in that order.
+    parallel : {"auto", True, False}, optional
+        Whether the step may run a parallel kernel (see :data:`Parallel`).
+
+    Returns
+    -------
+    (ndarray, tuple of int)
+        The result and its labels (for an intermediate, the labels may come in another order
+        than ``step.output``).
     """
-    if step.method == "copy":
-        view, labels = inputs[0]
-        perm = tuple(labels.index(lab) for lab in step.output)
-        result = view.transpose(perm)
-        if out is None:
-            return result, step.output
-        np.copyto(out, result)
-        return out, step.output
-    if step.method == "gemm" or (step.method == "blas" and _blas_pays(inputs, step.output)):
-        return _run_matmul(inputs, step.output, size, out, step.method)
+    size = {lab: n for view, labels in inputs for lab, n in zip(labels, view.shape)}
+    return STEP_RUNNERS[step.method](step, inputs, size, out, parallel)
+
+
+def _run_copy(step: Step, inputs: list[Labelled], size: dict[int, int],
+              out: np.ndarray | None, parallel: Parallel) -> Labelled:
+    """A step that only transposes (or takes a diagonal of) its operand: a view, or a copy into
+    ``out``."""
+    view, labels = inputs[0]
+    result = view.transpose(tuple(labels.index(lab) for lab in step.output))
+    if out is None:
+        return result, step.output
+    np.copyto(out, result)
+    return out, step.output
+
+
+def _run_blas(step: Step, inputs: list[Labelled], size: dict[int, int],
+              out: np.ndarray | None, parallel: Parallel) -> Labelled:
+    """A GEMM-shaped float/complex step: NumPy's matmul, unless reading the operands into the
+    order BLAS needs costs more than the kernel (:func:`_blas_pays`)."""
+    if _blas_pays(inputs, step.output):
+        return _run_matmul(inputs, step.output, size, out, "blas", parallel)
+    return _run_sum_products(step, inputs, size, out, parallel)
+
+
+def _run_gemm(step: Step, inputs: list[Labelled], size: dict[int, int],
+              out: np.ndarray | None, parallel: Parallel) -> Labelled:
+    """A GEMM-shaped step in the project's blocked kernel (integers, and floats without BLAS)."""
+    return _run_matmul(inputs, step.output, size, out, "gemm", parallel)
+
+
+def _run_sum_products(step: Step, inputs: list[Labelled], size: dict[int, int],
+                      out: np.ndarray | None, parallel: Parallel) -> Labelled:
+    """Any step, in the strided sum-of-products kernel."""
     if out is None:
         out = np.empty(tuple(size[lab] for lab in step.output), dtype=inputs[0][0].dtype)
-    _run_kernel(inputs, out, step.output, step.summed)
+    _run_kernel(inputs, out, step.output, step.summed, parallel)
     return out, step.output
+
+
+# Step.method -> its runner: (step, inputs, sizes, out, parallel) -> (result, labels)
+STEP_RUNNERS = {
+    "copy": _run_copy,
+    "blas": _run_blas,
+    "gemm": _run_gemm,
+    "kernel": _run_sum_products,
+}
 
 
 def _run_kernel(
@@ -153,6 +221,7 @@ def _run_kernel(
     out: np.ndarray,
     out_labels: tuple[int, ...],
     summed: tuple[int, ...],
+    parallel: Parallel = "auto",
 ) -> None:
     """out[out_labels] = sum over ``summed`` of the product of the inputs, by the Numba kernel."""
     if out.size == 0:
@@ -166,14 +235,17 @@ def _run_kernel(
     if layout is None:  # a summed label has size 0
         out[...] = 0
         return
-    offsets, out_off, extents, strides, n_outer, inner_out, parallel, outer, parts = layout
+    offsets, out_off, extents, strides, n_outer, inner_out, big, outer, parts = layout
+    kernel_type = kernel_dtype(out.dtype)  # unsigned ints run on the signed kernels
     buffers = []
     for view, _ in inputs:
         buf = flat_view(view)
+        if kernel_type != buf.dtype:
+            buf = buf.view(kernel_type)
         buf.flags.writeable = False  # one Numba type (readonly) for every input buffer
         buffers.append(buf)
     n_chunks = n_blocks = 0
-    if parallel:  # the thread count is read only for steps big enough to share
+    if big and parallel is not False:  # the thread count is read only for steps worth sharing
         threads = numba.get_num_threads()
         tight = int(extents[-1])
         # too few outer rows to share: split the tight (output) dimension into blocks as well
@@ -185,7 +257,7 @@ def _run_kernel(
     if parts > 1:  # partial sums, one per part of a summed label, added up below
         target = np.empty((parts, *out.shape), dtype=out.dtype)
     args = (
-        flat_view(target),
+        flat_view(target).view(kernel_type),
         out_off,
         tuple(buffers),
         offsets,
@@ -193,9 +265,9 @@ def _run_kernel(
         strides,
         n_outer,
         inner_out,
-        out.dtype.type(0),
+        kernel_type.type(0),
     )
-    if not (n_chunks and _run_parallel(sum_products_parallel, *args, n_chunks, n_blocks)):
+    if not (n_chunks and _launch(parallel, sum_products_parallel, *args, n_chunks, n_blocks)):
         sum_products_serial(*args)
     if parts > 1:
         np.add.reduce(target, axis=0, out=out)
@@ -296,6 +368,7 @@ def _run_matmul(
     size: dict[int, int],
     out: np.ndarray | None,
     method: str,
+    parallel: Parallel,
 ) -> Labelled:
     """A (batched) matrix product: NumPy's matmul (``'blas'``) or the blocked kernel (``'gemm'``).
 
@@ -305,7 +378,7 @@ def _run_matmul(
     if method == "blas":
         result, labels = _blas_product(inputs, out_labels, size, out)
     else:
-        result, labels = _kernel_product(inputs, out_labels, size)
+        result, labels = _kernel_product(inputs, out_labels, size, parallel)
     if out is None or result is out:
         return result, labels
     np.copyto(out, result.transpose([labels.index(lab) for lab in out_labels]))
@@ -472,7 +545,8 @@ def _blas_readable(stack: np.ndarray) -> np.ndarray:
 
 
 def _kernel_product(
-    inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int]
+    inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],
+    parallel: Parallel,
 ) -> Labelled:
     """A matrix product by the blocked Numba kernel, on ``(batch, m, k)`` and ``(batch, k, n)``
     stacks packed contiguous; the result has labels ``batch + m + n``."""
@@ -497,8 +571,10 @@ def _kernel_product(
         b3.flags.writeable = False
     labels = tuple(batch + m + n)
     result = np.empty((nb, nm, nn), dtype=a.dtype)
+    kernel_type = kernel_dtype(a.dtype)  # unsigned ints run on the signed kernels
+    ka, kb, kout = (x.view(kernel_type) for x in (a3, b3, result))
     # the kernel splits one matrix across threads only from 2**20 multiply-adds
     work = nb * nm * nn * nk
-    if not (work >= _GEMM_PARALLEL_MIN_WORK and _run_parallel(gemm_parallel, a3, b3, result)):
-        gemm_serial(a3, b3, result)
+    if not (work >= _GEMM_PARALLEL_MIN_WORK and _launch(parallel, gemm_parallel, ka, kb, kout)):
+        gemm_serial(ka, kb, kout)
     return result.reshape(tuple(size[lab] for lab in labels)), labels
