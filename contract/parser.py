@@ -37,6 +37,7 @@ __all__ = [
     "parse_cached",
     "relabel_sublists",
     "split_operands",
+    "symbol_names",
 ]
 
 _CHAR_BASE = 64  # above every broadcast label (numpy arrays have at most 64 dimensions)
@@ -91,25 +92,35 @@ class Equation:
 
     def to_string(self) -> str:
         """The equation as an einsum string (``...`` labels and wide labels become symbols)."""
-        from opt_einsum import get_symbol
+        names = symbol_names(self.terms)
+        lhs = ",".join("".join(names[lab] for lab in term) for term in self.terms)
+        return lhs + "->" + "".join(names[lab] for lab in self.output)
 
-        used = {label_char(lab) for term in self.terms for lab in term} - {None}
-        mapping: dict[int, str] = {}
-        free = (get_symbol(i) for i in range(10**6))
 
-        def sym(lab: int) -> str:
+def symbol_names(terms: Sequence[Sequence[int]]) -> dict[int, str]:
+    """One printable character per label of ``terms``: the label's own character when it was
+    written as one, else (``...`` dimensions, sublist ints) the first opt_einsum symbol not
+    otherwise used, in order of first appearance. The engine's one label -> symbol mapping
+    (equation strings, plan reports, path optimizers that need one-character labels).
+    """
+    from opt_einsum import get_symbol
+
+    names: dict[int, str] = {}
+    used = {label_char(lab) for term in terms for lab in term} - {None}
+    counter = 0
+    for term in terms:
+        for lab in term:
+            if lab in names:
+                continue
             char = label_char(lab)
-            if char is not None:
-                return char
-            if lab not in mapping:
-                s = next(free)
-                while s in used or s in mapping.values():
-                    s = next(free)
-                mapping[lab] = s
-            return mapping[lab]
-
-        lhs = ",".join("".join(sym(lab) for lab in term) for term in self.terms)
-        return lhs + "->" + "".join(sym(lab) for lab in self.output)
+            if char is None:
+                char = get_symbol(counter)
+                while char in used:
+                    counter += 1
+                    char = get_symbol(counter)
+                used.add(char)
+            names[lab] = char
+    return names
 
 
 def split_operands(args: Sequence[Any]) -> tuple[Any, list[Any]]:

@@ -36,8 +36,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from opt_einsum import get_symbol
 from opt_einsum import paths as _oe_paths
+
+from .parser import symbol_names
 
 __all__ = [
     "PathChoice",
@@ -381,7 +382,7 @@ def _as_characters(
     inputs: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int]
 ) -> tuple[list[tuple[str, ...]], tuple[str, ...], dict[str, int]]:
     """The problem with one-character labels, which cotengrust (and so cotengra) requires."""
-    char = {lab: get_symbol(k) for k, lab in enumerate(size)}
+    char = symbol_names([*inputs, tuple(size)])
     names = [tuple(char[lab] for lab in t) for t in inputs]
     return names, tuple(char[lab] for lab in output), {char[lab]: e for lab, e in size.items()}
 

@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import opt_einsum
 
-from .parser import Equation, label_char
+from ._dtypes import blas_capable, gemm_capable
+from .parser import Equation, symbol_names
 from .paths import PathChoice, _name, find_path
 
 __all__ = [
@@ -169,7 +170,7 @@ class Plan:
         """
         eq = self.equation
         size = eq.size_dict
-        names = _symbol_names(eq)
+        names = symbol_names(eq.terms)
         fmt = "".join
         lines = [
             f"  Complete contraction:  {','.join(fmt(names[lab] for lab in t) for t in eq.terms)}->"
@@ -246,29 +247,6 @@ def _kernel_words(step: Step) -> str:
     if len(step.terms) > 2:
         return f"fused kernel ({len(step.terms)} operands)"
     return "strided kernel"
-
-
-def _symbol_names(eq: Equation) -> dict[int, str]:
-    """Printable one-character names for every label: its own character when it was written as
-    one, else (for '...' dimensions and wide sublist ints) an unused opt_einsum symbol."""
-    names: dict[int, str] = {}
-    used = {label_char(lab) for t in eq.terms for lab in t} - {None}
-    counter = 0
-    for t in eq.terms:
-        for lab in t:
-            if lab in names:
-                continue
-            char = label_char(lab)
-            if char is not None:
-                names[lab] = char
-                continue
-            sym = opt_einsum.get_symbol(counter)
-            while sym in used:
-                counter += 1
-                sym = opt_einsum.get_symbol(counter)
-            used.add(sym)
-            names[lab] = sym
-    return names
 
 
 def split_memory_limit(optimize: Any) -> tuple[Any, int | None]:
@@ -373,14 +351,14 @@ def _choose_method(
 ) -> str:
     if len(terms) == 1:
         return "kernel" if set(terms[0]) - set(output) else "copy"
-    if len(terms) == 2 and dtype.kind in "fc":
+    if len(terms) == 2 and blas_capable(dtype):
         shape = _gemm_shape(terms[0], terms[1], output, size)
         if shape is not None:
             batch, m, n, k = shape
             if k >= 2 and 2 * batch * m * n * k >= BLAS_MIN_FLOPS:
                 if m * n > 1 or (batch == 1 and k >= BLAS_MIN_DOT):
                     return "blas"
-    if len(terms) == 2 and dtype.kind in "iufcb":
+    if len(terms) == 2 and gemm_capable(dtype):
         shape = _gemm_shape(terms[0], terms[1], output, size)
         if shape is not None:
             batch, m, n, k = shape
