@@ -21,6 +21,7 @@ import numpy as np
 
 from ._dtypes import kernel_dtype
 from .kernels import gemm_parallel, gemm_serial, sum_products_parallel, sum_products_serial
+from .kernels._jit import warm_up
 from .layout import (
     buffer_geometry,
     by_stride,
@@ -72,6 +73,7 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+warm_up()  # Numba's one-time setup, at the engine's first use rather than its first kernel call
 
 
 def _launch(parallel: Parallel, kernel, *args) -> bool:

@@ -1,10 +1,7 @@
 """Numba kernels: plain ``@njit`` loops over 1-D buffers, int64 extents and element strides."""
 
-from ._jit import warm_up
 from .gemm import gemm_parallel, gemm_serial
 from .sum_products import sum_products_parallel, sum_products_serial
-
-warm_up()
 
 # every compiled dispatcher, for specialization counts (tests, asv track_* benchmarks)
 KERNELS = (sum_products_serial, sum_products_parallel, gemm_serial, gemm_parallel)

@@ -3,7 +3,8 @@
 Environment knobs (read once, at import):
 
 ``OMP_WAIT_POLICY``
-    Set to ``PASSIVE`` unless the user set it (before Numba's OpenMP layer loads): idle OpenMP
+    Set to ``PASSIVE`` by :func:`warm_up` unless the user set it (before Numba's OpenMP layer
+    loads, which happens at the first parallel kernel launch): idle OpenMP
     threads sleep instead of spinning. Measured here with one core busy elsewhere, a small
     ``prange`` kernel took 5.2 ms (median) with spinning threads and 0.63 ms with passive ones,
     and a spinning pool also steals the cores BLAS needs right after a kernel.
@@ -12,8 +13,8 @@ Environment knobs (read once, at import):
     the directory; when neither the package directory nor ``NUMBA_CACHE_DIR`` is writable, the
     cache is switched off with a warning instead of failing.
 ``CONTRACT_EAGER_INIT``
-    ``0`` leaves Numba's one-time setup to the first kernel call (default ``1``: done at import,
-    see :func:`warm_up`).
+    ``0`` leaves Numba's one-time setup to the first kernel call (default ``1``: done when the
+    executor is imported, see :func:`warm_up`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ import numba
 import numpy as np
 
 __all__ = ["jit", "jit_inline", "jit_loop", "jit_parallel", "warm_up", "CACHE_ENABLED", "FASTMATH"]
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Reassociation (and FMA contraction) only: NaN and Inf must propagate as in numpy.
 FASTMATH = {"reassoc", "contract"}
@@ -127,12 +126,16 @@ def jit_parallel(func):
 def warm_up() -> None:
     """Do Numba's once-per-process setup now instead of inside the first kernel call.
 
+    Called once, by the executor's import (the first use of the engine, not ``import contract``).
+    It first sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user set it (see the module docstring).
+
     Before it loads its first compiled function, Numba fills its CPU target's typing and lowering
     registries (about 100 ms here), and typing the first array imports ``numpy.ma`` (about 14 ms).
     Doing both at import keeps ``import contract`` near 0.3 s and brings the first kernel call
     in a new process down from ~120 ms to the cache load of that one kernel (~15 ms); the total
     is the same. It launches no threads, so forking after import stays safe.
     """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if os.environ.get("CONTRACT_EAGER_INIT", "1") == "0":
         return
     from numba.core.registry import cpu_target
