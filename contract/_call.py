@@ -34,13 +34,30 @@ from .layout import needs_copy
 from .parser import Equation, parse_cached, relabel_sublists, split_operands
 from .planner import Plan, make_plan, normalize_optimize, split_memory_limit
 
-__all__ = ["Request", "RUNNERS", "evaluate", "finish", "run", "PlannedCall"]
+__all__ = ["NO_ARGUMENTS", "PlannedCall", "RUNNERS", "Request", "arguments", "evaluate", "finish",
+           "run"]
 
 MAX_INDEX = int(np.iinfo(np.intp).max)  # the kernels index with int64
 TRIAL_BYTES = 1 << 26  # arrays this large are test-allocated before a plan runs
 RUNNERS_MAX = 4096
 
 RUNNERS = RunnerCache(RUNNERS_MAX)  # the fast path of einsum and contract
+
+
+class _Missing:
+    """The default of ``subscripts``: a call with no arguments at all raises numpy's ValueError
+    (from :func:`~contract.parser.split_operands`) rather than Python's TypeError."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+NO_ARGUMENTS = _Missing()
+
+
+def arguments(subscripts: Any, operands: Sequence[Any]) -> tuple[Any, ...]:
+    """einsum's ``*args``: ``(subscripts, *operands)``, or ``()`` when nothing was passed."""
+    return () if subscripts is NO_ARGUMENTS else (subscripts, *operands)
 
 
 @dataclass(frozen=True)
@@ -73,8 +90,7 @@ def evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, ord
     form) allows opt_einsum's hashable sublist labels.
     """
     raw_optimize = optimize
-    args = (subscripts, *operands)
-    sub, ops = split_operands(args)
+    sub, ops = split_operands(arguments(subscripts, operands))
     if hashable_labels:
         relabelled = relabel_sublists(sub)
         if relabelled is not sub:
@@ -90,12 +106,10 @@ def evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, ord
         return backend_module(backend).evaluate(Request(
             sub, tuple(ops), out, dtype, order, casting, optimize, memory_limit, use_blas))
     arrays = [np.asarray(op) for op in ops]
-    if dtype is not None:
-        dtype = np.dtype(dtype)
-    if not _dtypes.runs_natively(arrays, dtype):
+    if not _dtypes.runs_natively(arrays, None if dtype is None else np.dtype(dtype)):
         return delegate(subscripts, operands, out, dtype, order, casting)
     eq = parse_cached(sub, tuple(a.shape for a in arrays))
-    result = _dtypes.result_dtype(arrays, dtype, casting)
+    result = _dtypes.result_dtype(arrays, None if dtype is None else np.dtype(dtype), casting)
     if out is not None:
         operands_result = result
         widened = _dtypes.widen_for_out(result, out, dtype)

@@ -51,8 +51,12 @@ def _keyword_text(value: Any, name: str) -> str:
 
 
 def check_keywords(order: Any, casting: Any) -> tuple[str, str]:
-    """``order`` and ``casting`` as numpy accepts them (any case for order), else numpy's error."""
-    order_text = _keyword_text(order, "order")
+    """Validate ``order`` and ``casting`` as numpy does; return them normalized.
+
+    Like numpy: ``order`` is case-insensitive and ``None`` means ``'K'``; ``casting`` is
+    case-sensitive; both accept ASCII bytes; a non-string raises TypeError.
+    """
+    order_text = "K" if order is None else _keyword_text(order, "order")
     if order_text not in _ORDER_NAMES:
         raise ValueError(f"order must be one of 'C', 'F', 'A', or 'K' (got {order!r})")
     casting_text = _keyword_text(casting, "casting")

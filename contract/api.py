@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from . import _dtypes
+from ._call import NO_ARGUMENTS as _NO_ARGUMENTS
 from ._call import RUNNERS, RUNNERS_MAX, evaluate, finish
+from ._call import arguments as _arguments
 from ._fastpath import Runner, RunnerCache, operand_key
 from ._numpy_compat import check_keywords, check_out, delegate, numpy_loop_applies
 from .parser import label_name, parse_cached, relabel_sublists, split_operands
@@ -31,22 +33,6 @@ __all__ = [
     "ContractExpression",
     "PathInfo",
 ]
-
-class _Missing:
-    """The default of ``subscripts``: a call with no arguments at all raises numpy's ValueError
-    (from :func:`~contract.parser.split_operands`) rather than Python's TypeError."""
-
-    def __repr__(self) -> str:
-        return "<required>"
-
-
-_NO_ARGUMENTS = _Missing()
-
-
-def _arguments(subscripts: Any, operands: Sequence[Any]) -> tuple[Any, ...]:
-    """einsum's ``*args``: ``(subscripts, *operands)``, or ``()`` when nothing was passed."""
-    return () if subscripts is _NO_ARGUMENTS else (subscripts, *operands)
-
 
 # ---------------------------------------------------------------------------------------------
 # reports
