@@ -51,3 +51,7 @@ __all__ = [
     "jacobian_subscripts",
     "numeric_jacobian",
 ]
+
+from . import _njit_entry  # noqa: E402 -- last: the @njit overloads need the finished package
+
+_njit_entry.finish()

@@ -47,7 +47,7 @@ from .kernels.gemm import gemm_serial
 from .kernels.sum_products import sum_products_serial
 from .parser import label_name, parse
 
-__all__ = ["register_numpy_einsum", "kernel_dims_arrays", "MAX_OPERANDS"]
+__all__ = ["register_numpy_einsum", "chosen_order", "kernel_dims_arrays", "MAX_OPERANDS"]
 
 #: The most operands one call may take inside njit (the overload spells them out as arguments).
 MAX_OPERANDS = 16
@@ -128,6 +128,18 @@ def _check_out(dim, want, axis):
 
 
 @jit
+def _by_weight(labels, n, weight):
+    """Sort ``labels[:n]`` by decreasing weight, stable (insertion sort: a handful of labels)."""
+    for i in range(1, n):
+        lab = labels[i]
+        j = i - 1
+        while j >= 0 and weight[labels[j]] < weight[lab]:
+            labels[j + 1] = labels[j]
+            j -= 1
+        labels[j + 1] = lab
+
+
+@jit
 def kernel_dims_arrays(rows, size, kind):
     """The kernel's loop layout in nopython mode, as :func:`contract.layout.kernel_dims`.
 
@@ -160,9 +172,9 @@ def kernel_dims_arrays(rows, size, kind):
         if tight < 0:
             tight = lab
             continue
-        a = (weight[lab], kind[lab] == 1, -size[lab])
-        b = (weight[tight], kind[tight] == 1, -size[tight])
-        if a < b:
+        wa, wb = weight[lab], weight[tight]
+        oa, ob = kind[lab] == 1, kind[tight] == 1
+        if wa < wb or (wa == wb and (oa < ob or (oa == ob and size[lab] > size[tight]))):
             tight = lab
     inner_out = tight >= 0 and kind[tight] == 1
     # outer (output) and middle (summed) labels, largest weight first (stable)
@@ -179,8 +191,10 @@ def kernel_dims_arrays(rows, size, kind):
         else:
             middle[n_m] = lab
             n_m += 1
-    outer = outer[:n_o][np.argsort(-weight[outer[:n_o]], kind="mergesort")]
-    middle = middle[:n_m][np.argsort(-weight[middle[:n_m]], kind="mergesort")]
+    _by_weight(outer, n_o, weight)
+    _by_weight(middle, n_m, weight)
+    outer = outer[:n_o]
+    middle = middle[:n_m]
     ext = np.empty(nl + 1, dtype=np.int64)
     st = np.empty((nr, nl + 1), dtype=np.int64)
     nd = 0
@@ -438,7 +452,7 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     g: dict[str, Any] = {
         "np": np, "_bind": _bind, "_same": _same, "_check_out": _check_out,
         "_flat_span": _flat_span, "_run_step": _run_step, "_as_matrix": _as_matrix,
-        "_gemm": _gemm_function(), "_c_row": _c_row, "_work": _work, "T": comp.type,
+        "_gemm": _gemm_function(), "_best_order": _best_order, "_c_row": _c_row, "_work": _work, "T": comp.type,
     }
     consts: dict[tuple, str] = {}
 
@@ -449,6 +463,12 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
             g[name] = np.array(list(values), dtype=dtype)
             consts[key] = name
         return consts[key]
+
+    def const_masks(masks: np.ndarray) -> str:
+        name = f"_M{len(consts)}"
+        g[name] = masks
+        consts[(name,)] = name
+        return name
 
     src = _Source()
     src.lines.append(f"def impl({arg_list}):")
@@ -475,7 +495,7 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     src.depth -= 1
     src("else:")
     src.depth += 1
-    _emit_planned(src, const, terms, output, n_labels, in_dtypes, comp, optimize)
+    _emit_planned(src, const, const_masks, terms, output, n_labels, in_dtypes, comp, optimize)
     src.depth -= 1
     # ---- result
     if not _is_none(out_t):
@@ -526,7 +546,7 @@ def _emit_loops(src: _Source, terms: list[list[int]], output: list[int], n_label
     src.depth = depth0
 
 
-def _emit_planned(src: _Source, const: Any, terms: list[list[int]], output: list[int],
+def _emit_planned(src: _Source, const: Any, const_masks: Any, terms: list[list[int]], output: list[int],
                   n_labels: int, in_dtypes: list[np.dtype], comp: np.dtype,
                   optimize: Any) -> None:
     """Steps by the kernels (and BLAS), in the cheapest of the candidate orders."""
@@ -554,23 +574,9 @@ def _emit_planned(src: _Source, const: Any, terms: list[list[int]], output: list
     if n <= 2 or optimize is False:
         _emit_path(src, const, work, [tuple(range(n))], output, n_labels, blas_kind, "p0")
         return
-    paths = _orders(n, [w[3] for w in work], frozenset(output))
-    for c, path in enumerate(paths):
-        # FLOP proxy: the product of the sizes of every label a step touches
-        sets = [w[3] for w in work]
-        parts = []
-        for pair in path:
-            touched = frozenset().union(*(sets[p] for p in pair))
-            parts.append(f"_work(size, {const(sorted(touched))})")
-            sets = [s for p, s in enumerate(sets) if p not in pair] + [touched]
-        src(f"cost{c} = {' + '.join(parts)}")
+    paths, masks = _candidates(terms, output, n_labels)
     if len(paths) > 1:
-        src("best = 0")
-        src("best_cost = cost0")
-        for c in range(1, len(paths)):
-            src(f"if cost{c} < best_cost:")
-            src(f"    best = {c}")
-            src(f"    best_cost = cost{c}")
+        src(f"best = _best_order(size, {const_masks(masks)})")
     for c, path in enumerate(paths):
         if len(paths) > 1:
             src(f"{'if' if c == 0 else 'elif'} best == {c}:")
@@ -578,6 +584,65 @@ def _emit_planned(src: _Source, const: Any, terms: list[list[int]], output: list
         _emit_path(src, const, work, path, output, n_labels, blas_kind, f"p{c}")
         if len(paths) > 1:
             src.depth -= 1
+
+
+def _candidates(terms: list[list[int]], output: list[int], n_labels: int
+                ) -> tuple[list[list[tuple[int, ...]]], np.ndarray]:
+    """The candidate orders, and for each the labels every step touches as an int8 mask array
+    of shape (orders, steps, labels): the cost table :func:`_best_order` evaluates."""
+    sets0 = [frozenset(t) for t in terms]
+    paths = _orders(len(terms), sets0, frozenset(output))
+    masks = np.zeros((len(paths), len(terms) - 1, n_labels), dtype=np.int8)
+    for c, path in enumerate(paths):
+        sets = list(sets0)
+        for s, pair in enumerate(path):
+            touched = frozenset().union(*(sets[p] for p in pair))
+            masks[c, s, sorted(touched)] = 1
+            sets = [x for p, x in enumerate(sets) if p not in pair] + [touched]
+    return paths, masks
+
+
+def chosen_order(subscripts: str, *shapes: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The pairwise order a jitted ``contract.einsum(subscripts, ...)`` runs for operands of
+    these shapes (beyond the tiny loop nest), in opt_einsum's path form.
+
+    The same cost table and function as the compiled code: the candidates enumerated at compile
+    time, and :func:`_best_order` (here its Python source) on the label sizes.
+
+    Examples
+    --------
+    >>> chosen_order("ij,jk,kl->il", (2000, 10), (10, 2000), (2000, 10))
+    [(1, 2), (0, 1)]
+    """
+    eq = parse(subscripts, shapes)
+    labels = sorted({lab for term in eq.terms for lab in term} | set(eq.output))
+    index = {lab: i for i, lab in enumerate(labels)}
+    terms = [[index[lab] for lab in term] for term in eq.terms]
+    if len(terms) < 3:
+        return [tuple(range(len(terms)))]
+    paths, masks = _candidates(terms, [index[lab] for lab in eq.output], len(labels))
+    size = np.array([eq.size_dict[lab] for lab in labels], dtype=np.int64)
+    return [tuple(p) for p in paths[_best_order.py_func(size, masks)]]
+
+
+@jit
+def _best_order(size, masks):
+    """The candidate order of least cost: per step, the product of the sizes of the labels it
+    touches (its multiply-adds), summed over the steps; the first on ties."""
+    best = 0
+    best_cost = 0.0
+    for c in range(masks.shape[0]):
+        cost = 0.0
+        for s in range(masks.shape[1]):
+            w = 1.0
+            for lab in range(masks.shape[2]):
+                if masks[c, s, lab]:
+                    w *= size[lab]
+            cost += w
+        if c == 0 or cost < best_cost:
+            best = c
+            best_cost = cost
+    return best
 
 
 def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[int],
@@ -738,10 +803,6 @@ def register_numpy_einsum() -> None:
     3.0
     """
     _register(np.einsum)
-
-
-def _init() -> None:
-    """Numba's ``numba_extensions`` entry point: importing this module has registered it all."""
 
 
 from .api import einsum as _contract_einsum  # noqa: E402 -- after the helpers it needs
