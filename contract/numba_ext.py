@@ -72,9 +72,10 @@ _DEFAULT_OPTIMIZE = True
 @intrinsic
 def _flat_span(typingctx, arr, lo, span):
     """A 1-D C-ordered view (no copy) of ``span`` elements of ``arr``'s memory, starting ``lo``
-    elements (``lo <= 0``) from element ``[0, ..., 0]``. Typed writable whatever ``arr`` is, so
-    every operand of one dtype gives the kernels one type; the inputs are never written to."""
-    rettype = types.Array(arr.dtype, 1, "C")
+    elements (``lo <= 0``) from element ``[0, ..., 0]``. Typed read-only whatever ``arr`` is:
+    the kernels' calling convention for inputs, so the kernels compiled for calls from Python
+    (and cached on disk) serve calls from here too."""
+    rettype = types.Array(arr.dtype, 1, "C", readonly=True)
 
     def codegen(context, builder, sig, args):
         src = make_array(sig.args[0])(context, builder, args[0])
@@ -97,6 +98,33 @@ def _flat_span(typingctx, arr, lo, span):
         return res
 
     return rettype(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def _readonly(typingctx, arr):
+    """``arr`` (1-D, C-ordered) typed read-only: an intermediate result as a kernel input."""
+    rettype = types.Array(arr.dtype, 1, "C", readonly=True)
+
+    def codegen(context, builder, sig, args):
+        if context.enable_nrt:
+            context.nrt.incref(builder, sig.args[0], args[0])
+        return args[0]
+
+    return rettype(arr), codegen
+
+
+@intrinsic
+def _writable(typingctx, arr):
+    """``arr`` (1-D, C-ordered) typed writable, for ``np.dot``, which takes one array type per
+    operand (it never writes to it)."""
+    rettype = types.Array(arr.dtype, 1, "C")
+
+    def codegen(context, builder, sig, args):
+        if context.enable_nrt:
+            context.nrt.incref(builder, sig.args[0], args[0])
+        return args[0]
+
+    return rettype(arr), codegen
 
 
 @jit
@@ -289,8 +317,8 @@ def _run_step(out_buf, out_off, out_row, bufs, offs, rows, size, kind, zero):
         allrows[k + 1] = rows[k]
         offsets[k] = offs[k]
     extents, strides, n_outer, inner_out = kernel_dims_arrays(allrows, size, kind)
-    sum_products_serial(out_buf, out_off, bufs, offsets, extents, strides, n_outer, inner_out,
-                        zero)
+    sum_products_serial(out_buf, np.int64(out_off), bufs, offsets, extents, strides, n_outer,
+                        inner_out, zero)
 
 
 @jit
@@ -315,7 +343,7 @@ def _as_matrix(buf, off, row, size, order, n_rows, n_cols, zero):
         if size[lab] != 1 and row[lab] != crow[lab]:
             same = False
     if same:
-        return buf[off:off + n].reshape((n_rows, n_cols))
+        return _writable(buf[off:off + n]).reshape((n_rows, n_cols))
     packed = np.empty(n, dtype=buf.dtype)
     kind = np.zeros(size.shape[0], dtype=np.int8)
     for j in range(order.shape[0]):
@@ -391,7 +419,8 @@ def _literal(t: Any) -> Any:
     if isinstance(t, types.Literal):
         return t.literal_value
     raise TypingError(
-        f"contract.einsum: optimize= must be a literal (True, False or a name) inside njit, got {t}")
+        "contract.einsum: optimize= must be a literal (True, False or a name) inside njit, "
+        f"got {t}")
 
 
 def _orders(n: int, terms: list[frozenset], output: frozenset) -> list[list[tuple[int, int]]]:
@@ -448,11 +477,11 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     terms = [[index[lab] for lab in term] for term in eq.terms]
     output = [index[lab] for lab in eq.output]
     n_labels = len(labels)
-    n = len(ops)
     g: dict[str, Any] = {
         "np": np, "_bind": _bind, "_same": _same, "_check_out": _check_out,
-        "_flat_span": _flat_span, "_run_step": _run_step, "_as_matrix": _as_matrix,
-        "_gemm": _gemm_function(), "_best_order": _best_order, "_c_row": _c_row, "_work": _work, "T": comp.type,
+        "_flat_span": _flat_span, "_readonly": _readonly, "_run_step": _run_step,
+        "_as_matrix": _as_matrix, "_gemm": _gemm_function(), "_best_order": _best_order,
+        "_c_row": _c_row, "_work": _work, "T": comp.type,
     }
     consts: dict[tuple, str] = {}
 
@@ -546,7 +575,8 @@ def _emit_loops(src: _Source, terms: list[list[int]], output: list[int], n_label
     src.depth = depth0
 
 
-def _emit_planned(src: _Source, const: Any, const_masks: Any, terms: list[list[int]], output: list[int],
+def _emit_planned(src: _Source, const: Any, const_masks: Any, terms: list[list[int]],
+                  output: list[int],
                   n_labels: int, in_dtypes: list[np.dtype], comp: np.dtype,
                   optimize: Any) -> None:
     """Steps by the kernels (and BLAS), in the cheapest of the candidate orders."""
@@ -671,8 +701,10 @@ def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[in
             src(f"if _work(size, {const(sorted(touched))}) >= {_GEMM_MIN_WORK}:")
             src.depth += 1
             nm, nk, nnn = _prod_expr(m), _prod_expr(k), _prod_expr(nn)
-            src(f"mat_a = _as_matrix({x[0]}, {x[1]}, {x[2]}, size, {const(m + k)}, {nm}, {nk}, T(0))")
-            src(f"mat_b = _as_matrix({y[0]}, {y[1]}, {y[2]}, size, {const(k + nn)}, {nk}, {nnn}, T(0))")
+            src(f"mat_a = _as_matrix({x[0]}, {x[1]}, {x[2]}, size, {const(m + k)}, {nm}, {nk}, "
+                "T(0))")
+            src(f"mat_b = _as_matrix({y[0]}, {y[1]}, {y[2]}, size, {const(k + nn)}, {nk}, {nnn}, "
+                "T(0))")
             if not last:
                 # the intermediate is laid out as (m, n): its strides follow
                 src(f"{tr}, _ = _c_row({const(m + nn)}, size)")
@@ -687,7 +719,9 @@ def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[in
             f"{const(kind, np.int8)}, T(0))")
         if gemm is not None:
             src.depth -= 1
-        work = rest + [(tb, to, tr, keep)]
+        if not last:
+            src(f"{tb}_in = _readonly({tb})")
+        work = rest + [(f"{tb}_in", to, tr, keep)]
 
 
 def _gemm_split(inputs: list, keep: frozenset, final_order: list[int] | None) -> Any:
@@ -721,9 +755,10 @@ _ARGS = ", ".join(["subscripts", "op0", *(f"op{k}=None" for k in range(1, MAX_OP
 _OPS = ", ".join(f"op{k}" for k in range(MAX_OPERANDS))
 
 
-def _subscripts_not_an_argument() -> bool:
-    """Whether the caller being typed computes the subscripts itself (so ``numba.literally``
-    cannot make them a literal), found from Numba's type inference frames; False if unknown."""
+def _subscripts_origin() -> str:
+    """Where the caller being typed gets the subscripts: ``'computed'`` (``numba.literally``
+    cannot make them a literal), ``'literal'`` (they are one: typing with the literal failed),
+    ``'argument'``, or ``'unknown'``; found from Numba's type-inference frames."""
     try:
         frame = sys._getframe(2)
         while frame is not None:
@@ -733,18 +768,27 @@ def _subscripts_not_an_argument() -> bool:
                 var = constraint.args[0] if constraint.args else dict(constraint.kws).get(
                     "subscripts")
                 if var is None:
-                    return False
-                return not isinstance(typeinfer.func_ir.get_definition(var), (ir.Arg, ir.Const))
+                    return "unknown"
+                typevar = typeinfer.typevars[var.name]
+                if typevar.defined and isinstance(typevar.getone(), types.Literal):
+                    return "literal"
+                if isinstance(typeinfer.func_ir.get_definition(var), (ir.Arg, ir.Const)):
+                    return "argument"
+                return "computed"
             frame = frame.f_back
     except Exception:  # noqa: BLE001 -- an introspection failure only loses the better message
-        return False
-    return False
+        return "unknown"
+    return "unknown"
 
 
 def _typing(subscripts: Any, ops: tuple, out: Any, dtype: Any, optimize: Any) -> Any:
     """The typing function of the overloads: returns the generated implementation."""
     if isinstance(subscripts, types.UnicodeType) and not isinstance(subscripts, types.Literal):
-        if _subscripts_not_an_argument():
+        origin = _subscripts_origin()
+        if origin == "literal":
+            raise TypingError("contract.einsum: typing with the literal subscripts failed (see "
+                              "the error above)")
+        if origin == "computed":
             raise TypingError(
                 "contract.einsum inside njit needs the subscripts as a compile-time string "
                 "literal (or an argument of the jitted function that its caller passes as a "
