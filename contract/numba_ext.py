@@ -333,9 +333,11 @@ def _c_row(order, size):
 
 
 @jit
-def _as_matrix(buf, off, row, size, order, n_rows, n_cols, zero):
+def _as_matrix(buf, off, row, size, order, n_rows, n_cols):
     """The operand as a C-ordered ``(n_rows, n_cols)`` matrix over the labels ``order``: a view
-    of ``buf`` when it is laid out so already, else a packed copy."""
+    of ``buf`` when it is laid out so already, else a packed copy (an odometer over ``order``;
+    a plain loop rather than the kernel, whose code every caller would link and optimize
+    again)."""
     crow, n = _c_row(order, size)
     same = True
     for j in range(order.shape[0]):
@@ -345,10 +347,21 @@ def _as_matrix(buf, off, row, size, order, n_rows, n_cols, zero):
     if same:
         return _writable(buf[off:off + n]).reshape((n_rows, n_cols))
     packed = np.empty(n, dtype=buf.dtype)
-    kind = np.zeros(size.shape[0], dtype=np.int8)
-    for j in range(order.shape[0]):
-        kind[order[j]] = 1
-    _run_step(packed, 0, crow, (buf,), (off,), (row,), size, kind, zero)
+    nd = order.shape[0]
+    idx = np.zeros(nd, dtype=np.int64)
+    pos = off
+    for e in range(n):
+        packed[e] = buf[pos]
+        d = nd - 1
+        while d >= 0:
+            lab = order[d]
+            idx[d] += 1
+            pos += row[lab]
+            if idx[d] < size[lab]:
+                break
+            pos -= idx[d] * row[lab]
+            idx[d] = 0
+            d -= 1
     return packed.reshape((n_rows, n_cols))
 
 
@@ -701,10 +714,8 @@ def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[in
             src(f"if _work(size, {const(sorted(touched))}) >= {_GEMM_MIN_WORK}:")
             src.depth += 1
             nm, nk, nnn = _prod_expr(m), _prod_expr(k), _prod_expr(nn)
-            src(f"mat_a = _as_matrix({x[0]}, {x[1]}, {x[2]}, size, {const(m + k)}, {nm}, {nk}, "
-                "T(0))")
-            src(f"mat_b = _as_matrix({y[0]}, {y[1]}, {y[2]}, size, {const(k + nn)}, {nk}, {nnn}, "
-                "T(0))")
+            src(f"mat_a = _as_matrix({x[0]}, {x[1]}, {x[2]}, size, {const(m + k)}, {nm}, {nk})")
+            src(f"mat_b = _as_matrix({y[0]}, {y[1]}, {y[2]}, size, {const(k + nn)}, {nk}, {nnn})")
             if not last:
                 # the intermediate is laid out as (m, n): its strides follow
                 src(f"{tr}, _ = _c_row({const(m + nn)}, size)")
@@ -838,13 +849,10 @@ def register_numpy_einsum() -> None:
 
     Examples
     --------
-    >>> import numba, numpy as np, contract.numba_ext
+    >>> import contract.numba_ext
     >>> contract.numba_ext.register_numpy_einsum()
-    >>> @numba.njit
-    ... def trace(a):
-    ...     return np.einsum("ii", a)
-    >>> trace(np.eye(3))
-    3.0
+
+    after which ``@numba.njit def trace(a): return np.einsum("ii", a)`` compiles.
     """
     _register(np.einsum)
 
