@@ -128,24 +128,19 @@ def _writable(typingctx, arr):
 
 
 @jit
-def _bind(size, label, dim, operand, axis, name):
-    """Size ``dim`` of label ``label`` (axis ``axis`` of ``operand``), broadcast as numpy does."""
-    prev = size[label]
-    if prev < 0 or prev == 1:
-        size[label] = dim
-    elif dim != 1 and dim != prev:
-        raise ValueError("operands could not be broadcast together: label '" + name
-                         + "' has size " + str(dim) + " in operand " + str(operand)
-                         + " (axis " + str(axis) + ") but size " + str(prev)
-                         + " in an earlier operand")
+def _size_error(prev, dim, operand, axis, name):
+    """A label's size in an operand disagrees with an earlier one (and neither is 1)."""
+    raise ValueError("operands could not be broadcast together: label '" + name
+                     + "' has size " + str(dim) + " in operand " + str(operand)
+                     + " (axis " + str(axis) + ") but size " + str(prev)
+                     + " in an earlier operand")
 
 
 @jit
-def _same(d0, d1, operand, name):
+def _same_error(d0, d1, operand, name):
     """The two axes of a repeated label of one operand must have one size."""
-    if d0 != d1:
-        raise ValueError("dimensions in operand " + str(operand) + " for collapsing index '"
-                         + name + "' don't match (" + str(d0) + " != " + str(d1) + ")")
+    raise ValueError("dimensions in operand " + str(operand) + " for collapsing index '"
+                     + name + "' don't match (" + str(d0) + " != " + str(d1) + ")")
 
 
 @jit
@@ -491,7 +486,8 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     output = [index[lab] for lab in eq.output]
     n_labels = len(labels)
     g: dict[str, Any] = {
-        "np": np, "_bind": _bind, "_same": _same, "_check_out": _check_out,
+        "np": np, "_size_error": _size_error, "_same_error": _same_error,
+        "_check_out": _check_out,
         "_flat_span": _flat_span, "_readonly": _readonly, "_run_step": _run_step,
         "_as_matrix": _as_matrix, "_gemm": _gemm_function(), "_best_order": _best_order,
         "_c_row": _c_row, "_work": _work, "T": comp.type,
@@ -515,28 +511,38 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     src = _Source()
     src.lines.append(f"def impl({arg_list}):")
     # ---- sizes
-    src(f"size = np.full({n_labels}, -1, dtype=np.int64)")
+    for lab in range(n_labels):
+        src(f"s{lab} = -1")
     for k, term in enumerate(terms):
         first: dict[int, int] = {}
         for axis, lab in enumerate(term):
             if lab in first:
-                src(f"_same(op{k}.shape[{first[lab]}], op{k}.shape[{axis}], {k}, {names[lab]!r})")
+                src(f"if op{k}.shape[{first[lab]}] != op{k}.shape[{axis}]:")
+                src(f"    _same_error(op{k}.shape[{first[lab]}], op{k}.shape[{axis}], {k}, "
+                    f"{names[lab]!r})")
             else:
                 first[lab] = axis
-            src(f"_bind(size, {lab}, op{k}.shape[{axis}], {k}, {axis}, {names[lab]!r})")
+            # the sizes are locals s0, s1, ... (an array only on the kernel path): numpy's
+            # broadcasting rule, inline
+            src(f"d = op{k}.shape[{axis}]")
+            src(f"if s{lab} < 0 or s{lab} == 1:")
+            src(f"    s{lab} = d")
+            src(f"elif d != 1 and d != s{lab}:")
+            src(f"    _size_error(s{lab}, d, {k}, {axis}, {names[lab]!r})")
     if not _is_none(out_t):
         for axis, lab in enumerate(output):
-            src(f"_check_out(out.shape[{axis}], size[{lab}], {axis})")
-    out_shape = "(" + "".join(f"size[{lab}], " for lab in output) + ")"
-    src(f"res_flat = np.empty({_prod_expr(output)}, dtype=T)")
+            src(f"_check_out(out.shape[{axis}], s{lab}, {axis})")
+    out_shape = "(" + "".join(f"s{lab}, " for lab in output) + ")"
+    src(f"res_flat = np.empty({_prod_expr(output, 's')}, dtype=T)")
     src(f"res = res_flat.reshape({out_shape})")
     # ---- tiny: one loop nest over every label
-    src(f"if {_prod_expr(range(n_labels))} <= {_TINY_WORK}:")
+    src(f"if {_prod_expr(range(n_labels), 's')} <= {_TINY_WORK}:")
     src.depth += 1
     _emit_loops(src, terms, output, n_labels, in_dtypes, comp)
     src.depth -= 1
     src("else:")
     src.depth += 1
+    src(f"size = np.array(({''.join(f's{lab}, ' for lab in range(n_labels))}), dtype=np.int64)")
     _emit_planned(src, const, const_masks, terms, output, n_labels, in_dtypes, comp, optimize)
     src.depth -= 1
     # ---- result
@@ -553,9 +559,12 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     return "\n".join(src.lines) + "\n", g
 
 
-def _prod_expr(labs: Any) -> str:
+def _prod_expr(labs: Any, local: str = "") -> str:
+    """The product of the sizes of ``labs``, from the size array (or the locals ``s0, ...``)."""
     labs = list(labs)
-    return " * ".join(f"size[{lab}]" for lab in labs) if labs else "1"
+    if not labs:
+        return "1"
+    return " * ".join(f"s{lab}" if local else f"size[{lab}]" for lab in labs)
 
 
 def _emit_loops(src: _Source, terms: list[list[int]], output: list[int], n_labels: int,
@@ -568,11 +577,11 @@ def _emit_loops(src: _Source, terms: list[list[int]], output: list[int], n_label
             src(f"m{k}_{axis} = np.int64(op{k}.shape[{axis}] != 1)")
     depth0 = src.depth
     for lab in output:
-        src(f"for i{lab} in range(size[{lab}]):")
+        src(f"for i{lab} in range(s{lab}):")
         src.depth += 1
     src("acc = T(0)")
     for lab in summed:
-        src(f"for i{lab} in range(size[{lab}]):")
+        src(f"for i{lab} in range(s{lab}):")
         src.depth += 1
     factors = []
     for k, term in enumerate(terms):
