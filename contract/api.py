@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _dtypes
+from . import _dtypes, _njit_entry
 from ._call import NO_ARGUMENTS as _NO_ARGUMENTS
 from ._call import RUNNERS, RUNNERS_MAX, evaluate, finish
 from ._call import arguments as _arguments
@@ -508,3 +508,7 @@ def contract_expression(subscripts: Any, *shapes: Any, constants: Sequence[int] 
         raise TypeError(f"contract_expression() got an unexpected keyword argument "
                         f"{next(iter(kwargs))!r}")
     return ContractExpression(subscripts, shapes, constants, optimize, memory_limit, use_blas)
+
+
+_API_READY = True  # the module is complete: the @njit overloads may be registered now
+_njit_entry.finish()

@@ -1,0 +1,328 @@
+"""contract.einsum inside @njit code (contract.numba_ext), against numpy.einsum.
+
+Every jitted specialization costs seconds of cold compiling (each literal subscripts string is
+part of the type), so the default set compiles few: one jitted function per operand count, and
+each specialization is run on several shapes (tiny loop nest, kernel and BLAS paths, broadcasting,
+size 0, errors). ``CONTRACT_NJIT_FULL=1`` adds more dtypes, layouts and operand counts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+from conftest import assert_matches, make_operand
+from numba import prange
+from numba.core.errors import TypingError
+
+import contract
+import contract.numba_ext as ne
+
+FULL = os.environ.get("CONTRACT_NJIT_FULL") == "1"
+full_only = pytest.mark.skipif(not FULL, reason="long njit variant: set CONTRACT_NJIT_FULL=1")
+
+
+@numba.njit
+def run1(subscripts, a):
+    return contract.einsum(subscripts, a)
+
+
+@numba.njit
+def run2(subscripts, a, b):
+    return contract.einsum(subscripts, a, b)
+
+
+@numba.njit
+def run3(subscripts, a, b, c):
+    return contract.einsum(subscripts, a, b, c)
+
+
+@numba.njit
+def run4(subscripts, a, b, c, d):
+    return contract.einsum(subscripts, a, b, c, d)
+
+
+def check(func, subscripts, *ops):
+    got = func(subscripts, *ops)
+    expected = np.einsum(subscripts, *ops)
+    if np.ndim(expected) == 0:
+        assert np.isscalar(got) or isinstance(got, np.generic), type(got)
+    assert_matches(got, expected)
+
+
+def test_matrix_product_tiny_blas_broadcast_and_size_zero():
+    rng = np.random.default_rng(1)
+    eq = "ij,jk->ik"
+    for shapes in [((4, 4), (4, 4)), ((60, 50), (50, 70)), ((3, 1), (5, 4)), ((30, 200), (200, 1)),
+                   ((0, 5), (5, 3)), ((3, 0), (0, 4)), ((1, 300), (300, 40))]:
+        a, b = (make_operand(s, np.float64, "C", rng) for s in shapes)
+        check(run2, eq, a, b)
+
+
+def test_strided_float32_sliced_and_negative():
+    rng = np.random.default_rng(2)
+    for shapes in [((4, 3), (3, 5)), ((70, 60), (60, 50))]:
+        a = make_operand(shapes[0], np.float32, "sliced", rng)
+        b = make_operand(shapes[1], np.float32, "negative", rng)
+        check(run2, "ij,jk->ik", a, b)
+        check(run2, "ij,jk->ik", a[::-1], b[:, 1:][:, ::-2])
+
+
+def test_shape_mismatch_raises_value_error():
+    a = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"label 'j' has size 5 in operand 1 \(axis 0\)"):
+        run2("ij,jk->ik", a, np.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"operand 0 for collapsing index 'i' don't match"):
+        run1("iij->j", np.ones((2, 3, 4), dtype=np.int64))
+
+
+def test_chain_order_chosen_from_shapes():
+    rng = np.random.default_rng(3)
+    eq = "ij,jk,kl->il"
+    wide = [(200, 10), (10, 200), (200, 10)]
+    narrow = [(10, 200), (200, 10), (10, 200)]
+    # the candidates are planned once; the cheaper order is picked from the sizes at run time
+    assert ne.chosen_order(eq, *wide) == [(1, 2), (0, 1)]
+    assert ne.chosen_order(eq, *narrow) == [(0, 1), (0, 1)]
+    for shapes in (wide, narrow, [(2, 3), (3, 4), (4, 2)]):
+        check(run3, eq, *(make_operand(s, np.float64, "C", rng) for s in shapes))
+
+
+def test_repeated_labels_int64_and_bool_trace():
+    rng = np.random.default_rng(4)
+    for n, m in ((3, 4), (40, 30)):
+        check(run1, "iij->j", make_operand((n, n, m), np.int64, "C", rng))
+    for n in (5, 80):
+        check(run1, "ii", make_operand((n, n), np.bool_, "C", rng))  # a bool scalar
+
+
+def test_ellipsis_broadcasting():
+    rng = np.random.default_rng(5)
+    eq = "...ij,...jk->...ik"
+    for sa, sb in [((2, 1, 3, 4), (5, 4, 6)), ((3, 20, 30), (30, 40)), ((2, 2), (2, 3))]:
+        check(run2, eq, make_operand(sa, np.float64, "C", rng),
+              make_operand(sb, np.float64, "C", rng))
+
+
+def test_implicit_outer_product_mixed_int64_bool():
+    rng = np.random.default_rng(6)
+    for n, m in ((3, 4), (120, 100)):
+        a = make_operand((n,), np.int64, "C", rng)
+        b = make_operand((m,), np.bool_, "C", rng)
+        got = run2("j,i", a, b)  # implicit: output 'ij', int64
+        assert_matches(got, np.einsum("j,i", a, b))
+
+
+@numba.njit
+def _into_out(a, b, out):
+    return contract.einsum("ij,jk->ik", a, b, out=out)
+
+
+@numba.njit
+def _dots(x, y):
+    s = 0.0
+    for k in range(x.shape[0]):
+        s += contract.einsum("i,i->", x[k], y[k], dtype=np.float64)
+    return s
+
+
+def test_out_and_dtype_keywords_and_scalar_accumulation():
+    rng = np.random.default_rng(7)
+    for m, k, n in ((3, 4, 5), (50, 60, 70)):
+        a = make_operand((m, k), np.float64, "C", rng)
+        b = make_operand((k, n), np.float64, "C", rng)
+        out = np.zeros((n, m)).T  # F-ordered
+        res = _into_out(a, b, out)
+        assert res is out or np.shares_memory(res, out)
+        assert_matches(out, a @ b)
+    with pytest.raises(ValueError, match="out: axis 1 has size 4 but the result has size 5"):
+        _into_out(np.ones((3, 4)), np.ones((4, 5)), np.zeros((3, 4)))
+    x = make_operand((6, 3000), np.float32, "C", rng)
+    y = make_operand((6, 3000), np.float32, "C", rng)
+    want = sum(np.einsum("i,i->", x[k], y[k], dtype=np.float64) for k in range(6))
+    np.testing.assert_allclose(_dots(x, y), want, rtol=1e-10)
+
+
+@numba.njit
+def _eight(a, b, c, d, e, f, g, h):
+    return contract.einsum("ab,bc,cd,de,ef,fg,gh,hi->ai", a, b, c, d, e, f, g, h)
+
+
+@full_only
+def test_full_eight_operands():
+    rng = np.random.default_rng(8)
+    for n in (2, 12):
+        ops = [make_operand((n, n), np.float64, "C", rng) for _ in range(8)]
+        assert_matches(_eight(*ops), np.einsum("ab,bc,cd,de,ef,fg,gh,hi->ai", *ops,
+                                               optimize=True))
+
+
+@numba.njit(parallel=True)
+def _batched(a, b):
+    out = np.empty((a.shape[0], a.shape[1], b.shape[2]))
+    for t in prange(a.shape[0]):
+        out[t] = contract.einsum("ij,jk->ik", a[t], b[t])
+    return out
+
+
+def test_inside_prange():
+    rng = np.random.default_rng(9)
+    for n in (4, 40):
+        a = make_operand((8, n, n), np.float64, "C", rng)
+        b = make_operand((8, n, n), np.float64, "C", rng)
+        assert_matches(_batched(a, b), np.einsum("tij,tjk->tik", a, b))
+
+
+_CACHED = """
+import sys
+import numba, numpy as np
+import contract
+
+@numba.njit(cache=True)
+def f(a, b):
+    return contract.einsum("ij,jk->ik", a, b @ b.T)
+
+a = np.arange(12.0).reshape(3, 4) / 7
+b = np.arange(20.0).reshape(4, 5) / 3
+np.save(sys.argv[1], f(a, b))
+print(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()))
+"""
+
+
+def test_cache_true_second_process_loads(tmp_path):
+    (tmp_path / "cached_user.py").write_text(_CACHED)
+    # the project's own functions load from the cache the test run has filled; the user's
+    # function (a new file) is compiled and saved by the first process, loaded by the second
+    env = dict(os.environ)
+    runs = []
+    for k in range(2):
+        proc = subprocess.run([sys.executable, str(tmp_path / "cached_user.py"),
+                               str(tmp_path / f"r{k}.npy")], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(proc.stdout.split())
+    assert runs[0] == ["0", "1"]  # compiled and saved
+    assert runs[1] == ["1", "0"]  # loaded from the cache
+    np.testing.assert_array_equal(np.load(tmp_path / "r0.npy"), np.load(tmp_path / "r1.npy"))
+    a = np.arange(12.0).reshape(3, 4) / 7
+    b = np.arange(20.0).reshape(4, 5) / 3
+    np.testing.assert_allclose(np.load(tmp_path / "r0.npy"), a @ b @ b.T)
+
+
+def test_register_numpy_einsum():
+    ne.register_numpy_einsum()
+    ne.register_numpy_einsum()  # idempotent
+
+    @numba.njit
+    def col_sums(a):
+        return np.einsum("ij->j", a)
+
+    a = make_operand((5, 7), np.float64, "F", np.random.default_rng(10))
+    assert_matches(col_sums(a), a.sum(0))
+
+
+# ---- compile-time errors (no implementation is compiled for them)
+
+
+@numba.njit
+def _runtime_subscripts(s, a):
+    return contract.einsum(s + "->", a)
+
+
+def test_run_time_subscripts_are_a_compile_time_error():
+    with pytest.raises(TypingError, match="compile-time string literal"):
+        _runtime_subscripts("i", np.ones(3))
+
+
+@pytest.mark.parametrize(("subscripts", "n_ops", "message"), [
+    ("ij,jk->ikl", 2, "output subscript 'l' which never appeared"),
+    ("ij,jk->ik", 1, "fewer operands"),
+    ("ij->ij", 2, "more operands"),
+    ("ijk->i", 1, "more subscripts"),
+    ("ij->ii", 1, "output subscript 'i' multiple times"),
+    ("i.j->", 1, "ellipsis"),
+])
+def test_equation_errors_at_compile_time(subscripts, n_ops, message):
+    ops = [np.ones((2, 2))] * n_ops
+    func = run1 if n_ops == 1 else run2
+    with pytest.raises(TypingError, match=message):
+        func(subscripts, *ops)
+
+
+@numba.njit
+def _bad_out(a, out):
+    return contract.einsum("ij->i", a, out=out)
+
+
+def test_out_casting_and_rank_are_compile_time_errors():
+    with pytest.raises(TypingError, match="cannot cast the result from float64"):
+        _bad_out(np.ones((2, 2)), np.zeros(2, dtype=np.float32))
+    with pytest.raises(TypingError, match="out= has 2 dimensions"):
+        _bad_out(np.ones((2, 2)), np.zeros((2, 2)))
+
+
+# ---- the nopython layout twin
+
+
+def test_kernel_dims_twin_matches_layout():
+    from contract.layout import kernel_dims
+
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        n_labels = int(rng.integers(1, 6))
+        size = rng.integers(1, 5, size=n_labels).astype(np.int64)
+        kind = rng.integers(0, 3, size=n_labels).astype(np.int8)
+        rows = rng.integers(-6, 7, size=(3, n_labels)).astype(np.int64)
+        rows[:, kind == 0] = 0
+        rows[0, kind == 2] = 0
+        out_labels = [lab for lab in range(n_labels) if kind[lab] == 1]
+        red_labels = [lab for lab in range(n_labels) if kind[lab] == 2]
+        dicts = [{lab: int(rows[r, lab]) for lab in range(n_labels) if kind[lab]}
+                 for r in range(3)]
+        dicts[0] = {lab: int(rows[0, lab]) for lab in out_labels}
+        want = kernel_dims(out_labels, red_labels, dicts, dict(enumerate(size.tolist())))
+        got = ne.kernel_dims_arrays.py_func(rows, size, kind)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert got[2:] == want[2:]
+
+
+# ---- long variants
+
+
+@full_only
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, np.int32, np.bool_])
+def test_full_dtypes(dtype):
+    rng = np.random.default_rng(12)
+    for shapes in [((4, 3), (3, 5)), ((40, 30), (30, 50))]:
+        check(run2, "ij,jk->ik", *(make_operand(s, dtype, "C", rng) for s in shapes))
+    check(run2, "...ij,...jk->...ik", make_operand((2, 1, 30, 40), dtype, "C", rng),
+          make_operand((5, 40, 6), dtype, "C", rng))
+
+
+@full_only
+def test_full_fortran_and_zero_d():
+    rng = np.random.default_rng(13)
+    check(run2, "ij,jk->ik", make_operand((40, 30), np.float64, "F", rng),
+          make_operand((30, 50), np.float64, "F", rng))
+    check(run2, ",ij->ij", np.array(2.5), make_operand((3, 4), np.float64, "C", rng))
+    check(run1, "ii->i", make_operand((70, 70), np.float64, "sliced", rng))
+
+
+@full_only
+def test_full_four_operands_and_no_optimize():
+    rng = np.random.default_rng(14)
+    for n in (3, 20):
+        ops = [make_operand((n, n), np.float64, "C", rng) for _ in range(4)]
+        check(run4, "ab,bc,cd,da->", *ops)
+
+    @numba.njit
+    def plain(a, b, c):
+        return contract.einsum("ij,jk,kl->il", a, b, c, optimize=False)
+
+    ops = [make_operand((20, 20), np.float64, "C", rng) for _ in range(3)]
+    assert_matches(plain(*ops), np.einsum("ij,jk,kl->il", *ops))
