@@ -258,8 +258,11 @@ def _run_kernel(
     target = out
     if parts > 1:  # partial sums, one per part of a summed label, added up below
         target = np.empty((parts, *out.shape), dtype=out.dtype)
+    target_buffer = flat_view(target)
+    if kernel_type != target_buffer.dtype:
+        target_buffer = target_buffer.view(kernel_type)
     args = (
-        flat_view(target).view(kernel_type),
+        target_buffer,
         out_off,
         tuple(buffers),
         offsets,
@@ -573,8 +576,10 @@ def _kernel_product(
         b3.flags.writeable = False
     labels = tuple(batch + m + n)
     result = np.empty((nb, nm, nn), dtype=a.dtype)
+    ka, kb, kout = a3, b3, result
     kernel_type = kernel_dtype(a.dtype)  # unsigned ints run on the signed kernels
-    ka, kb, kout = (x.view(kernel_type) for x in (a3, b3, result))
+    if kernel_type != a.dtype:
+        ka, kb, kout = (x.view(kernel_type) for x in (a3, b3, result))
     # the kernel splits one matrix across threads only from 2**20 multiply-adds
     work = nb * nm * nn * nk
     if not (work >= _GEMM_PARALLEL_MIN_WORK and _launch(parallel, gemm_parallel, ka, kb, kout)):
