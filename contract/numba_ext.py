@@ -100,31 +100,25 @@ def _flat_span(typingctx, arr, lo, span):
     return rettype(arr, types.intp, types.intp), codegen
 
 
+def _same_array(context, builder, sig, args):
+    """Codegen of :func:`_readonly` and :func:`_writable`: the argument itself, retyped (one
+    more reference to it when reference counting is on)."""
+    if context.enable_nrt:
+        context.nrt.incref(builder, sig.args[0], args[0])
+    return args[0]
+
+
 @intrinsic
 def _readonly(typingctx, arr):
     """``arr`` (1-D, C-ordered) typed read-only: an intermediate result as a kernel input."""
-    rettype = types.Array(arr.dtype, 1, "C", readonly=True)
-
-    def codegen(context, builder, sig, args):
-        if context.enable_nrt:
-            context.nrt.incref(builder, sig.args[0], args[0])
-        return args[0]
-
-    return rettype(arr), codegen
+    return types.Array(arr.dtype, 1, "C", readonly=True)(arr), _same_array
 
 
 @intrinsic
 def _writable(typingctx, arr):
     """``arr`` (1-D, C-ordered) typed writable, for ``np.dot``, which takes one array type per
     operand (it never writes to it)."""
-    rettype = types.Array(arr.dtype, 1, "C")
-
-    def codegen(context, builder, sig, args):
-        if context.enable_nrt:
-            context.nrt.incref(builder, sig.args[0], args[0])
-        return args[0]
-
-    return rettype(arr), codegen
+    return types.Array(arr.dtype, 1, "C")(arr), _same_array
 
 
 @jit
