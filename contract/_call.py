@@ -106,10 +106,11 @@ def evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, ord
         return backend_module(backend).evaluate(Request(
             sub, tuple(ops), out, dtype, order, casting, optimize, memory_limit, use_blas))
     arrays = [np.asarray(op) for op in ops]
-    if not _dtypes.runs_natively(arrays, None if dtype is None else np.dtype(dtype)):
+    asked = None if dtype is None else np.dtype(dtype)  # delegation gets dtype= as given
+    if not _dtypes.runs_natively(arrays, asked):
         return delegate(subscripts, operands, out, dtype, order, casting)
     eq = parse_cached(sub, tuple(a.shape for a in arrays))
-    result = _dtypes.result_dtype(arrays, None if dtype is None else np.dtype(dtype), casting)
+    result = _dtypes.result_dtype(arrays, asked, casting)
     if out is not None:
         operands_result = result
         widened = _dtypes.widen_for_out(result, out, dtype)
