@@ -510,5 +510,4 @@ def contract_expression(subscripts: Any, *shapes: Any, constants: Sequence[int] 
     return ContractExpression(subscripts, shapes, constants, optimize, memory_limit, use_blas)
 
 
-_API_READY = True  # the module is complete: the @njit overloads may be registered now
-_njit_entry.finish()
+_njit_entry.finish(__name__)  # the module is complete: the @njit overloads may be registered now

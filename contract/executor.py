@@ -19,6 +19,7 @@ from typing import Literal
 import numba
 import numpy as np
 
+from . import _njit_entry
 from ._dtypes import kernel_dtype
 from .kernels import gemm_parallel, gemm_serial, sum_products_parallel, sum_products_serial
 from .kernels._jit import warm_up
@@ -100,6 +101,10 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None,
             *, parallel: Parallel = "auto") -> np.ndarray:
     """Run ``plan`` on ``operands`` (already of the plan's dtype, validated) into ``out``.
 
+    Without ``out``, the first run for a geometry of the operands (their shapes and strides)
+    also records a :class:`_PreparedRun` in ``plan.prepared``, and later runs with that geometry
+    replay it, skipping every per-step decision that the geometry settles.
+
     Parameters
     ----------
     plan : Plan
@@ -119,32 +124,124 @@ def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None,
     ndarray
         ``out``, or a new array (never a view of an operand) when ``out`` is None.
     """
+    if out is not None:
+        _run_steps(plan, operands, out, parallel, None)
+        return out
+    geometry = tuple([(op.shape, op.strides) for op in operands])
+    prepared = plan.prepared.get(geometry)
+    if prepared is not None:
+        return prepared.run(operands, parallel)
+    recorded: list = []
+    result = _run_steps(plan, operands, None, parallel, recorded)
+    if len(plan.prepared) < _PREPARED_PER_PLAN:
+        plan.prepared[geometry] = _PreparedRun(plan, recorded)
+    return result
+
+
+# Geometries (operand shapes and strides) remembered per plan; a plan called with ever new
+# strides keeps its first ones and runs the others step by step.
+_PREPARED_PER_PLAN = 8
+
+
+def _run_steps(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None,
+               parallel: Parallel, recorded: list | None) -> np.ndarray:
+    """Run the plan step by step; with ``recorded``, append what :class:`_PreparedRun` needs:
+    whether each operand's labelled view is the operand itself, then per step its kernel call
+    (or None: run it with :func:`run_step`) and its inputs' labels, then the result's labels."""
     eq = plan.equation
     size = eq.size_dict
     work: list[Labelled] = [labelled_view(op, term, size) for op, term in zip(operands, eq.terms)]
+    if recorded is not None:
+        recorded.append([view is op for (view, _), op in zip(work, operands)])
     steps = plan.steps
-    if len(steps) == 1:
-        result, labels = run_step(steps[0], [work[p] for p in steps[0].operands], out,
-                                  parallel=parallel)
-    else:
-        last = len(steps) - 1
-        for k, step in enumerate(steps):
-            if step.in_place:  # a pre-reduction: the result takes its operand's place
-                p = step.operands[0]
-                work[p] = run_step(step, [work[p]], parallel=parallel)
-                continue
-            inputs = [work[p] for p in step.operands]
-            for p in sorted(step.operands, reverse=True):
-                del work[p]
-            work.append(run_step(step, inputs, out if k == last else None, parallel=parallel))
-        result, labels = work[0]
+    last = len(steps) - 1
+    for k, step in enumerate(steps):
+        inputs = [work[p] for p in step.operands]
+        target = out if k == last else None
+        if recorded is not None:
+            recorded.append((_kernel_step_call(step, inputs), tuple(lab for _, lab in inputs)))
+        if step.in_place:  # a pre-reduction: the result takes its operand's place
+            work[step.operands[0]] = run_step(step, inputs, parallel=parallel)
+            continue
+        for p in sorted(step.operands, reverse=True):
+            del work[p]
+        work.append(run_step(step, inputs, target, parallel=parallel))
+    result, labels = work[0]
+    if recorded is not None:
+        recorded.append(labels)
     if out is not None:
         return out
-    if steps[-1].method == "copy":
-        result = np.copy(result, order="K")  # a copy step's result is a view of an operand
-    if labels == eq.output:
+    return _as_output(result, labels, eq.output, steps[-1].method == "copy")
+
+
+def _as_output(result: np.ndarray, labels: tuple[int, ...], output: tuple[int, ...],
+               copy: bool) -> np.ndarray:
+    """The last step's result in the output's axis order (a copy step's result is a view of an
+    operand, so it is copied)."""
+    if copy:
+        result = np.copy(result, order="K")
+    if labels == output:
         return result
-    return result.transpose([labels.index(lab) for lab in eq.output])
+    return result.transpose([labels.index(lab) for lab in output])
+
+
+def _kernel_step_call(step: Step, inputs: list[Labelled]) -> _KernelCall | None:
+    """The kernel call that runs ``step`` on these inputs when its result is allocated fresh,
+    or None when the step runs another way (BLAS, the GEMM kernel, a view) or has a zero-size
+    result or sum."""
+    if step.method == "blas" and _blas_pays(inputs, step.output):
+        return None
+    if step.method not in ("kernel", "blas"):
+        return None
+    size = {lab: n for view, labels in inputs for lab, n in zip(labels, view.shape)}
+    shape = tuple(size[lab] for lab in step.output)
+    if 0 in shape:
+        return None
+    item = inputs[0][0].itemsize
+    strides = [item] * len(shape)
+    for axis in range(len(shape) - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    return _kernel_call(step.output, step.summed, (shape, tuple(strides), item),
+                        tuple([(labels, view.shape, view.strides) for view, labels in inputs]))
+
+
+class _PreparedRun:
+    """A plan's steps replayed for operands of one geometry (shapes and strides), with the
+    choices that the geometry settles (labelled views, BLAS or kernel, the kernel's loop layout,
+    every intermediate's layout) made once, when the plan first ran with that geometry: the
+    Python cost per step is an allocation and a kernel (or :func:`run_step`) call."""
+
+    __slots__ = ("size", "terms", "views", "steps", "output", "out_labels", "copy")
+
+    def __init__(self, plan: Plan, recorded: list) -> None:
+        eq = plan.equation
+        self.size, self.terms, self.output = eq.size_dict, eq.terms, eq.output
+        self.views = tuple(not same for same in recorded[0])  # True: take a labelled view
+        self.steps = tuple(
+            (step, call, step.operands, step.in_place, tuple(sorted(step.operands, reverse=True)),
+             labels)
+            for step, (call, labels) in zip(plan.steps, recorded[1:-1]))
+        self.out_labels = recorded[-1]
+        self.copy = plan.steps[-1].method == "copy"
+
+    def run(self, operands: Sequence[np.ndarray], parallel: Parallel) -> np.ndarray:
+        """The plan's result for operands of the recorded geometry."""
+        work = [labelled_view(op, term, self.size)[0] if view else op
+                for op, term, view in zip(operands, self.terms, self.views)]
+        for step, call, positions, in_place, removed, labels in self.steps:
+            inputs = [work[p] for p in positions]
+            if call is not None:
+                result = np.empty(call.out_shape, dtype=inputs[0].dtype)
+                call.launch(inputs, result, parallel)
+            else:
+                result = run_step(step, list(zip(inputs, labels)), parallel=parallel)[0]
+            if in_place:
+                work[positions[0]] = result
+                continue
+            for p in removed:
+                del work[p]
+            work.append(result)
+        return _as_output(work[0], self.out_labels, self.output, self.copy)
 
 
 def run_step(step: Step, inputs: list[Labelled], out: np.ndarray | None = None,
@@ -228,65 +325,83 @@ def _run_kernel(
     """out[out_labels] = sum over ``summed`` of the product of the inputs, by the Numba kernel."""
     if out.size == 0:
         return
-    layout = _kernel_layout(
+    call = _kernel_call(
         out_labels,
         summed,
         (out.shape, out.strides, out.itemsize),
         tuple([(labels, view.shape, view.strides) for view, labels in inputs]),
     )
-    if layout is None:  # a summed label has size 0
+    if call is None:  # a summed label has size 0
         out[...] = 0
         return
-    offsets, out_off, extents, strides, n_outer, inner_out, big, outer, parts = layout
-    kernel_type = kernel_dtype(out.dtype)  # unsigned ints run on the signed kernels
-    buffers = []
-    for view, _ in inputs:
-        buf = flat_view(view)
-        if kernel_type != buf.dtype:
-            buf = buf.view(kernel_type)
-        buf.flags.writeable = False  # one Numba type (readonly) for every input buffer
-        buffers.append(buf)
-    n_chunks = n_blocks = 0
-    if big and parallel is not False:  # the thread count is read only for steps worth sharing
-        threads = numba.get_num_threads()
-        tight = int(extents[-1])
-        # too few outer rows to share: split the tight (output) dimension into blocks as well
-        n_blocks = max(1, min(tight // _MIN_BLOCK, 4 * threads)
-                       if inner_out and outer < 4 * threads else 1)
-        if threads > 1 and (outer > 1 or n_blocks > 1):
-            n_chunks = 4 * threads
-    target = out
-    if parts > 1:  # partial sums, one per part of a summed label, added up below
-        target = np.empty((parts, *out.shape), dtype=out.dtype)
-    target_buffer = flat_view(target)
-    if kernel_type != target_buffer.dtype:
-        target_buffer = target_buffer.view(kernel_type)
-    args = (
-        target_buffer,
-        out_off,
-        tuple(buffers),
-        offsets,
-        extents,
-        strides,
-        n_outer,
-        inner_out,
-        kernel_type.type(0),
-    )
-    if not (n_chunks and _launch(parallel, sum_products_parallel, *args, n_chunks, n_blocks)):
-        sum_products_serial(*args)
-    if parts > 1:
-        np.add.reduce(target, axis=0, out=out)
+    call.launch([view for view, _ in inputs], out, parallel)
+
+
+class _KernelCall:
+    """Everything about a kernel call that depends only on shapes and strides (see
+    :func:`_kernel_call`), and the call itself (:meth:`launch`)."""
+
+    __slots__ = ("out_shape", "offsets", "out_off", "extents", "strides", "n_outer", "inner_out",
+                 "big", "outer", "parts")
+
+    def __init__(self, out_shape: tuple[int, ...], offsets: np.ndarray, out_off: int,
+                 extents: np.ndarray, strides: np.ndarray, n_outer: int, inner_out: bool,
+                 big: bool, outer: int, parts: int) -> None:
+        self.out_shape, self.offsets, self.out_off = out_shape, offsets, out_off
+        self.extents, self.strides, self.n_outer = extents, strides, n_outer
+        self.inner_out, self.big, self.outer, self.parts = inner_out, big, outer, parts
+
+    def launch(self, inputs: Sequence[np.ndarray], out: np.ndarray, parallel: Parallel) -> None:
+        """Run the kernel on ``inputs`` (of the geometry this call was made for) into ``out``."""
+        kernel_type = kernel_dtype(out.dtype)  # unsigned ints run on the signed kernels
+        buffers = []
+        for view in inputs:
+            buf = flat_view(view)
+            if kernel_type != buf.dtype:
+                buf = buf.view(kernel_type)
+            buf.setflags(write=False)  # one Numba type (readonly) for every input buffer
+            buffers.append(buf)
+        n_chunks = n_blocks = 0
+        if self.big and parallel is not False:  # the thread count only for steps worth sharing
+            threads = numba.get_num_threads()
+            tight = int(self.extents[-1])
+            # too few outer rows to share: split the tight (output) dimension into blocks too
+            n_blocks = max(1, min(tight // _MIN_BLOCK, 4 * threads)
+                           if self.inner_out and self.outer < 4 * threads else 1)
+            if threads > 1 and (self.outer > 1 or n_blocks > 1):
+                n_chunks = 4 * threads
+        target = out
+        if self.parts > 1:  # partial sums, one per part of a summed label, added up below
+            target = np.empty((self.parts, *out.shape), dtype=out.dtype)
+        target_buffer = flat_view(target)
+        if kernel_type != target_buffer.dtype:
+            target_buffer = target_buffer.view(kernel_type)
+        args = (
+            target_buffer,
+            self.out_off,
+            tuple(buffers),
+            self.offsets,
+            self.extents,
+            self.strides,
+            self.n_outer,
+            self.inner_out,
+            kernel_type.type(0),
+        )
+        if not (n_chunks and _launch(parallel, sum_products_parallel, *args, n_chunks, n_blocks)):
+            sum_products_serial(*args)
+        if self.parts > 1:
+            np.add.reduce(target, axis=0, out=out)
 
 
 @lru_cache(maxsize=4096)
-def _kernel_layout(
+def _kernel_call(
     out_labels: tuple[int, ...],
     summed: tuple[int, ...],
     out_geometry: tuple,
     in_geometry: tuple,
-) -> tuple | None:
-    """Everything about a kernel call that depends only on shapes and strides (cached); None
-    when a summed label has size 0 (the output is all zeros).
+) -> _KernelCall | None:
+    """The kernel call for this geometry (cached); None when a summed label has size 0 (the
+    output is all zeros).
 
     A reduction whose output has too few rows to share between threads is split: one summed
     label is cut into ``parts`` ranges whose partial sums go to a scratch array (an extra
@@ -319,17 +434,8 @@ def _kernel_layout(
             extents, kstrides, n_outer, inner_out, out_off = _split_dims(
                 out_labels, summed, rows, size, label, parts, out_shape)
             outer = math.prod(int(e) for e in extents[:n_outer])
-    return (
-        np.array(offsets, dtype=np.int64),
-        out_off,
-        extents,
-        kstrides,
-        n_outer,
-        inner_out,
-        work >= PARALLEL_MIN_WORK,
-        outer,
-        parts,
-    )
+    return _KernelCall(tuple(out_shape), np.array(offsets, dtype=np.int64), out_off, extents,
+                       kstrides, n_outer, inner_out, work >= PARALLEL_MIN_WORK, outer, parts)
 
 
 def _split_label(summed: tuple[int, ...], size: dict[int, int]) -> tuple[int, int] | None:
@@ -585,3 +691,6 @@ def _kernel_product(
     if not (work >= _GEMM_PARALLEL_MIN_WORK and _launch(parallel, gemm_parallel, ka, kb, kout)):
         gemm_serial(ka, kb, kout)
     return result.reshape(tuple(size[lab] for lab in labels)), labels
+
+
+_njit_entry.finish(__name__)  # the module is complete: the @njit overloads may be registered now

@@ -145,6 +145,12 @@ class Plan:
         return sum(step.flops for step in self.steps)
 
     @cached_property
+    def prepared(self) -> dict:
+        """The executor's runs of this plan prepared for one operand geometry each (shapes and
+        strides -> a run with every per-step decision already made); empty until it runs."""
+        return {}
+
+    @cached_property
     def largest_loop(self) -> int:
         """The largest loop nest (every label a step touches, multiplied) or step result of the
         plan, in elements: a bound for the size checks made before a plan runs."""

@@ -153,8 +153,8 @@ def test_split_reductions_are_thread_count_independent(subscripts, shapes, split
 
 
 def _split_parts(subscripts, arrays):
-    """The ``parts`` entry of the kernel layout the executor builds for a one-step equation."""
-    from contract.executor import _kernel_layout
+    """The ``parts`` of the kernel call the executor builds for a one-step equation."""
+    from contract.executor import _kernel_call
     from contract.parser import parse
 
     eq = parse(subscripts, [a.shape for a in arrays])
@@ -162,10 +162,10 @@ def _split_parts(subscripts, arrays):
     inputs = [labelled_view(a, t, size) for a, t in zip(arrays, eq.terms)]
     summed = tuple(lab for lab in dict.fromkeys(sum(eq.terms, ())) if lab not in eq.output)
     out = np.empty(tuple(size[lab] for lab in eq.output), dtype=arrays[0].dtype)
-    layout = _kernel_layout(
+    call = _kernel_call(
         eq.output, summed, (out.shape, out.strides, out.itemsize),
         tuple((labels, view.shape, view.strides) for view, labels in inputs))
-    return layout[-1]
+    return call.parts
 
 
 def test_split_reduction_into_strided_out():

@@ -13,6 +13,8 @@ from conftest import assert_matches, make_operand
 import contract
 from contract import executor
 from contract.layout import kernel_dims
+from contract.parser import parse
+from contract.planner import make_plan
 
 
 def _mps_norm(n, bond):
@@ -110,3 +112,42 @@ def test_kernel_rows_of_few_elements(n_rows):
         ops = (a, b) if eq.count(",") == 1 else (a, b, b.T) if eq.count(",") else (a,)
         assert_matches(contract.einsum(eq, *ops), np.einsum(eq, *ops))
         assert_matches(contract.einsum(eq, *ops, optimize=False), np.einsum(eq, *ops))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "int64", "complex128"])
+def test_prepared_runs_replay_each_operand_geometry(dtype):
+    """A plan run again with operands of a geometry it ran with before replays the recorded
+    steps (``plan.prepared``); each layout gets a run of its own, and every run matches numpy."""
+    # a pre-reduction (label x), a diagonal (ii), a matrix-product step and kernel steps
+    eq = "iaxb,bc,cd,dii->ad"
+    shapes = [(3, 5, 4, 6), (6, 7), (7, 2), (2, 3, 3)]
+    plan = make_plan(parse(eq, shapes), np.dtype(dtype), optimize="greedy")
+    plan.prepared.clear()  # plans are cached: start from none recorded
+    for n, layout in enumerate(["C", "F", "sliced", "negative", "broadcast"], start=1):
+        ops = [make_operand(s, dtype, layout, np.random.default_rng(k))
+               for k, s in enumerate(shapes)]
+        expected = np.einsum(eq, *ops)
+        first = executor.execute(plan, ops, None)  # runs step by step and records
+        assert len(plan.prepared) == n
+        again = executor.execute(plan, ops, None)  # replays
+        assert len(plan.prepared) == n
+        assert_matches(first, expected)
+        assert np.array_equal(first, again)
+        out = np.empty_like(expected)
+        assert executor.execute(plan, ops, out) is out  # out= runs step by step
+        assert np.array_equal(out, first)
+
+
+def test_prepared_runs_per_plan_are_bounded():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.standard_normal((6, 5)), rng.standard_normal((5, 4)), rng.standard_normal((4, 3))
+    eq = "ij,jk,kl->il"
+    plan = make_plan(parse(eq, [a.shape, b.shape, c.shape]), np.dtype("float64"),
+                     optimize="greedy")
+    plan.prepared.clear()
+    for k in range(executor._PREPARED_PER_PLAN + 3):  # ever new strides
+        view = np.zeros((6, 5 * (k + 1)))[:, :: k + 1]
+        view[...] = a
+        for _ in range(2):
+            assert_matches(executor.execute(plan, [view, b, c], None), np.einsum(eq, a, b, c))
+    assert len(plan.prepared) == executor._PREPARED_PER_PLAN
