@@ -130,7 +130,9 @@ def evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, ord
                            partial(make_plan, eq, optimize=optimize, memory_limit=memory_limit,
                                    use_blas=use_blas))
             return out
-    cacheable = (key is not None and isinstance(raw_optimize, (bool, str))
+    # optimizer objects may answer differently each time; names, bools and explicit paths
+    # (plain data, validated by this first call) plan the same way every time
+    cacheable = (key is not None and _plain(raw_optimize)
                  and all(type(op) is np.ndarray for op in ops))
     plan_for = partial(make_plan, eq, optimize=optimize, memory_limit=memory_limit,
                        use_blas=use_blas)
@@ -162,6 +164,14 @@ def finish(sub: Any, eq: Equation, arrays: list[np.ndarray], result: np.dtype,
         cache.remember(key, PlannedCall(eq, result, plan, arrays))
         return value
     return run(eq, arrays, result, out, order, plan_for)
+
+
+def _plain(optimize: Any) -> bool:
+    """Whether ``optimize`` is plain data (a name, a bool, a number, or lists and tuples of
+    them, such as an explicit path), which plans the same way on every call."""
+    if isinstance(optimize, (bool, str, int, float)):
+        return True
+    return isinstance(optimize, (list, tuple)) and all(_plain(item) for item in optimize)
 
 
 def _interleave(operands: Sequence[Any], sub: tuple[list[Any], Any]) -> list[Any]:

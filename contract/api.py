@@ -166,7 +166,7 @@ def einsum(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | No
     if out is None and dtype is None and order == "K" and casting == "safe":
         key, runner = RUNNERS.lookup(subscripts, optimize, True, operands)
         if runner is not None:
-            return runner(*operands)
+            return runner(*operands) if type(subscripts) is str else runner(subscripts, *operands)
     return evaluate(subscripts, operands, out, dtype, order, casting, optimize, None, True, key)
 
 
@@ -241,9 +241,10 @@ def contract(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | 
     key = None
     if (out is None and dtype is None and order == "K" and casting == "safe"
             and memory_limit is None and backend == "auto"):
-        key, runner = RUNNERS.lookup(subscripts, optimize, use_blas, operands)
+        key, runner = RUNNERS.lookup(subscripts, optimize, use_blas, operands,
+                                     hashable_labels=True)
         if runner is not None:
-            return runner(*operands)
+            return runner(*operands) if type(subscripts) is str else runner(subscripts, *operands)
     if backend not in ("auto", "numpy", "contract"):
         raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
                          f"got {backend!r}")

@@ -228,3 +228,62 @@ def test_a_failed_call_leaves_no_runner_behind(fresh_runners, monkeypatch):
     for _ in range(2):
         with pytest.raises(MemoryError):
             expr(*ops)
+
+
+@pytest.mark.parametrize("as_given", [
+    lambda path: path,  # opt_einsum's list of tuples
+    tuple,  # a tuple of tuples
+    lambda path: ["einsum_path", *path],  # numpy's einsum_path form
+])
+def test_explicit_paths_take_the_fast_path(as_given):
+    rng = np.random.default_rng(3)
+    a, b, c = rng.random((4, 5)), rng.random((5, 6)), rng.random((6, 3))
+    path = [(1, 2), (0, 1)]
+    optimize = as_given(path)
+    _call.RUNNERS.clear()
+    first = contract.einsum("ij,jk,kl->il", a, b, c, optimize=optimize)
+    assert len(_call.RUNNERS) == 1  # remembered
+    second = contract.einsum("ij,jk,kl->il", a, b, c, optimize=optimize)
+    assert len(_call.RUNNERS) == 1  # found, not stored again
+    assert np.array_equal(first, second)
+    assert_matches(second, np.einsum("ij,jk,kl->il", a, b, c))
+    # another path is another key; a path invalid for these operands still raises every time
+    contract.einsum("ij,jk,kl->il", a, b, c, optimize=[(0, 1), (0, 1)])
+    assert len(_call.RUNNERS) == 2
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            contract.einsum("ij,jk,kl->il", a, b, c, optimize=[(0, 3), (0, 1)])
+    assert len(_call.RUNNERS) == 2
+
+
+def test_optimizer_objects_are_not_remembered():
+    import opt_einsum
+
+    a = np.ones((3, 4))
+    _call.RUNNERS.clear()
+    optimizer = opt_einsum.RandomGreedy(max_repeats=4)
+    for _ in range(2):
+        contract.einsum("ij,jk,kl->il", a, a.T, a, optimize=optimizer)
+    assert len(_call.RUNNERS) == 0
+
+
+def test_interleaved_calls_take_the_fast_path():
+    rng = np.random.default_rng(4)
+    a, b, c = rng.random((4, 5)), rng.random((5, 6)), rng.random((6, 3))
+    expected = np.einsum("ij,jk,kl->il", a, b, c)
+    _call.RUNNERS.clear()
+    for _ in range(2):
+        assert_matches(contract.einsum(a, [0, 1], b, [1, 2], c, [2, 3], [0, 3]), expected)
+        assert len(_call.RUNNERS) == 1
+    # no output sublist: another key; implicit output of the same labels
+    for _ in range(2):
+        assert_matches(contract.einsum(a, [0, 1], b, [1, 2], c, [2, 3]), expected)
+    assert len(_call.RUNNERS) == 2
+    # other sublists, other operands of another shape: other keys and the right answers
+    assert_matches(contract.einsum(a, [1, 0], a, [1, 2], [0, 2]), np.einsum("ji,jk->ik", a, a))
+    assert_matches(contract.einsum(c, [0, 1], c, [0, 2], [1, 2]), np.einsum("ji,jk->ik", c, c))
+    # contract's hashable labels never answer an einsum call, which must refuse them
+    assert_matches(contract.contract(a, ["x", "y"], b, ["y", "z"], ["x", "z"]), a @ b)
+    assert_matches(contract.contract(a, ["x", "y"], b, ["y", "z"], ["x", "z"]), a @ b)
+    with pytest.raises(TypeError):
+        contract.einsum(a, ["x", "y"], b, ["y", "z"], ["x", "z"])
