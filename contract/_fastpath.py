@@ -1,15 +1,18 @@
 """The per-call fast path: runners remembered per call signature.
 
 A call with default keywords whose subscripts, optimize (a name, a bool or an explicit path, and
-its type), use_blas and operand types, shapes and dtypes were seen before skips parsing, keyword checks and planning: it goes
-straight to the runner the first such call decided on (numpy's loop for a tiny equation, else the
-plan). Every key in a cache was stored by a first call that succeeded.
+its type), use_blas and operand types, shapes and dtypes were seen before skips parsing, keyword
+checks and planning: it goes straight to the runner the first such call decided on (numpy's loop
+for a tiny equation, else the plan). Every key in a cache was stored by a first call that
+succeeded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+from ._tuning import _state as _tuning_state
 
 __all__ = ["Runner", "RunnerCache", "operand_key"]
 
@@ -20,17 +23,25 @@ class RunnerCache:
     """At most ``maxsize`` runners by key; full, it starts over (keys are cheap to rebuild).
 
     The module-level cache of :mod:`contract._call` serves ``einsum`` and ``contract``; each
-    ``ContractExpression`` owns another.
+    ``ContractExpression`` owns another. Runners were planned with the settings current when they
+    were stored (:mod:`contract._tuning`): when those change, the cache starts over.
     """
 
-    __slots__ = ("maxsize", "_runners")
+    __slots__ = ("maxsize", "_runners", "_generation")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._runners: dict[tuple, Runner] = {}
+        self._generation = _tuning_state["generation"]
+
+    def _check_generation(self) -> None:
+        if self._generation != _tuning_state["generation"]:
+            self._runners.clear()
+            self._generation = _tuning_state["generation"]
 
     def get(self, key: tuple | None) -> Runner | None:
         """The runner stored under ``key`` (None for no key or an unknown one)."""
+        self._check_generation()
         return self._runners.get(key)
 
     def lookup(self, subscripts: Any, optimize: Any, use_blas: bool, operands: Sequence[Any],
@@ -41,6 +52,7 @@ class RunnerCache:
         An explicit path given as a list (numpy's ``einsum_path`` gives one) is keyed by its
         items. A call in the interleaved form is keyed by its sublists, and by
         ``hashable_labels`` (``contract`` takes labels that ``einsum`` refuses)."""
+        self._check_generation()
         try:
             if type(optimize) is list:
                 optimize = (list, *optimize)

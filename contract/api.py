@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _dtypes, _njit_entry
+from . import _dtypes, _njit_entry, _tuning
 from ._call import NO_ARGUMENTS as _NO_ARGUMENTS
 from ._call import RUNNERS, RUNNERS_MAX, evaluate, finish
 from ._call import arguments as _arguments
@@ -379,7 +379,8 @@ class ContractExpression:
 
     def _plan_for(self, arrays: list[np.ndarray], dtype: Any, casting: str
                   ) -> tuple[Plan, np.dtype]:
-        key = tuple(a.dtype.str for a in arrays) + (str(dtype), casting)
+        # plans made with other settings (contract._tuning) are not reused
+        key = tuple(a.dtype.str for a in arrays) + (str(dtype), casting, _tuning.generation())
         hit = self._plans.get(key)
         if hit is None:
             result = _dtypes.result_dtype(arrays, dtype, casting)

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _njit_entry
 from ._dtypes import kernel_dtype
+from ._tuning import DEFAULT, Tuning
 from .kernels import gemm_parallel, gemm_serial, sum_products_parallel, sum_products_serial
 from .kernels._jit import warm_up
 from .layout import (
@@ -35,22 +36,7 @@ from .layout import (
 )
 from .planner import Plan, Step
 
-__all__ = ["execute", "run_step", "STEP_RUNNERS", "Parallel", "PARALLEL_MIN_WORK"]
-
-# Below this many multiply-adds a step runs on one thread: a parallel launch costs ~10 us on an
-# idle machine and a whole scheduler slice on a busy one, which only large steps can repay.
-PARALLEL_MIN_WORK = 1 << 17
-_GEMM_PARALLEL_MIN_WORK = 1 << 20
-# A BLAS product split into several calls (extra batch axes instead of a copy) keeps at least this
-# many multiply-adds per call; below it, one pass to copy the operand costs less.
-_MIN_SPLIT_WORK = 1 << 15
-# The smaller operand stack of a BLAS step, up to this many elements, is copied into C order
-# when it is not already.
-_SMALL_OPERAND = 1 << 14
-# A reduction with fewer output rows than this is cut into at most this many partial sums.
-SPLIT_PARTS = 8
-# The shortest block of the tight dimension worth giving to a thread of its own.
-_MIN_BLOCK = 256
+__all__ = ["execute", "run_step", "STEP_RUNNERS", "Parallel"]
 
 Labelled = tuple[np.ndarray, tuple[int, ...]]
 # How a step may use threads: "auto" (parallel kernels when the step is big enough and the
@@ -99,7 +85,8 @@ def _launch(parallel: Parallel, kernel, *args) -> bool:
 
 def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None,
             *, parallel: Parallel = "auto") -> np.ndarray:
-    """Run ``plan`` on ``operands`` (already of the plan's dtype, validated) into ``out``.
+    """Run ``plan`` on ``operands`` (already of the plan's dtype, validated) into ``out``, with
+    the thresholds the plan was made with (``plan.tuning``).
 
     Without ``out``, the first run for a geometry of the operands (their shapes and strides)
     also records a :class:`_PreparedRun` in ``plan.prepared``, and later runs with that geometry
@@ -148,7 +135,7 @@ def _run_steps(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | Non
     """Run the plan step by step; with ``recorded``, append what :class:`_PreparedRun` needs:
     whether each operand's labelled view is the operand itself, then per step its kernel call
     (or None: run it with :func:`run_step`) and its inputs' labels, then the result's labels."""
-    eq = plan.equation
+    eq, tuning = plan.equation, plan.tuning
     size = eq.size_dict
     work: list[Labelled] = [labelled_view(op, term, size) for op, term in zip(operands, eq.terms)]
     if recorded is not None:
@@ -159,13 +146,14 @@ def _run_steps(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | Non
         inputs = [work[p] for p in step.operands]
         target = out if k == last else None
         if recorded is not None:
-            recorded.append((_kernel_step_call(step, inputs), tuple(lab for _, lab in inputs)))
+            recorded.append((_kernel_step_call(step, inputs, tuning),
+                             tuple(lab for _, lab in inputs)))
         if step.in_place:  # a pre-reduction: the result takes its operand's place
-            work[step.operands[0]] = run_step(step, inputs, parallel=parallel)
+            work[step.operands[0]] = run_step(step, inputs, parallel=parallel, tuning=tuning)
             continue
         for p in sorted(step.operands, reverse=True):
             del work[p]
-        work.append(run_step(step, inputs, target, parallel=parallel))
+        work.append(run_step(step, inputs, target, parallel=parallel, tuning=tuning))
     result, labels = work[0]
     if recorded is not None:
         recorded.append(labels)
@@ -185,11 +173,11 @@ def _as_output(result: np.ndarray, labels: tuple[int, ...], output: tuple[int, .
     return result.transpose([labels.index(lab) for lab in output])
 
 
-def _kernel_step_call(step: Step, inputs: list[Labelled]) -> _KernelCall | None:
+def _kernel_step_call(step: Step, inputs: list[Labelled], tuning: Tuning) -> _KernelCall | None:
     """The kernel call that runs ``step`` on these inputs when its result is allocated fresh,
     or None when the step runs another way (BLAS, the GEMM kernel, a view) or has a zero-size
     result or sum."""
-    if step.method == "blas" and _blas_pays(inputs, step.output):
+    if step.method == "blas" and _blas_pays(inputs, step.output, tuning):
         return None
     if step.method not in ("kernel", "blas"):
         return None
@@ -202,7 +190,8 @@ def _kernel_step_call(step: Step, inputs: list[Labelled]) -> _KernelCall | None:
     for axis in range(len(shape) - 2, -1, -1):
         strides[axis] = strides[axis + 1] * shape[axis + 1]
     return _kernel_call(step.output, step.summed, (shape, tuple(strides), item),
-                        tuple([(labels, view.shape, view.strides) for view, labels in inputs]))
+                        tuple([(labels, view.shape, view.strides) for view, labels in inputs]),
+                        tuning)
 
 
 class _PreparedRun:
@@ -211,10 +200,11 @@ class _PreparedRun:
     every intermediate's layout) made once, when the plan first ran with that geometry: the
     Python cost per step is an allocation and a kernel (or :func:`run_step`) call."""
 
-    __slots__ = ("size", "terms", "views", "steps", "output", "out_labels", "copy")
+    __slots__ = ("size", "terms", "views", "steps", "output", "out_labels", "copy", "tuning")
 
     def __init__(self, plan: Plan, recorded: list) -> None:
         eq = plan.equation
+        self.tuning = plan.tuning
         self.size, self.terms, self.output = eq.size_dict, eq.terms, eq.output
         self.views = tuple(not same for same in recorded[0])  # True: take a labelled view
         self.steps = tuple(
@@ -234,7 +224,8 @@ class _PreparedRun:
                 result = np.empty(call.out_shape, dtype=inputs[0].dtype)
                 call.launch(inputs, result, parallel)
             else:
-                result = run_step(step, list(zip(inputs, labels)), parallel=parallel)[0]
+                result = run_step(step, list(zip(inputs, labels)), parallel=parallel,
+                                  tuning=self.tuning)[0]
             if in_place:
                 work[positions[0]] = result
                 continue
@@ -245,7 +236,7 @@ class _PreparedRun:
 
 
 def run_step(step: Step, inputs: list[Labelled], out: np.ndarray | None = None,
-             *, parallel: Parallel = "auto") -> Labelled:
+             *, parallel: Parallel = "auto", tuning: Tuning = DEFAULT) -> Labelled:
     """Run one step on labelled inputs; write into ``out`` (labelled ``step.output``) if given.
 
     Parameters
@@ -259,6 +250,8 @@ def run_step(step: Step, inputs: list[Labelled], out: np.ndarray | None = None,
         The destination, with one axis per label of ``step.output``, in that order.
     parallel : {"auto", True, False}, optional
         Whether the step may run a parallel kernel (see :data:`Parallel`).
+    tuning : Tuning, optional
+        The thresholds (threads, BLAS layout, the BLAS-or-kernel cost model); the plan's.
 
     Returns
     -------
@@ -267,11 +260,11 @@ def run_step(step: Step, inputs: list[Labelled], out: np.ndarray | None = None,
         than ``step.output``).
     """
     size = {lab: n for view, labels in inputs for lab, n in zip(labels, view.shape)}
-    return STEP_RUNNERS[step.method](step, inputs, size, out, parallel)
+    return STEP_RUNNERS[step.method](step, inputs, size, out, parallel, tuning)
 
 
 def _run_copy(step: Step, inputs: list[Labelled], size: dict[int, int],
-              out: np.ndarray | None, parallel: Parallel) -> Labelled:
+              out: np.ndarray | None, parallel: Parallel, tuning: Tuning) -> Labelled:
     """A step that only transposes (or takes a diagonal of) its operand: a view, or a copy into
     ``out``."""
     view, labels = inputs[0]
@@ -283,30 +276,30 @@ def _run_copy(step: Step, inputs: list[Labelled], size: dict[int, int],
 
 
 def _run_blas(step: Step, inputs: list[Labelled], size: dict[int, int],
-              out: np.ndarray | None, parallel: Parallel) -> Labelled:
+              out: np.ndarray | None, parallel: Parallel, tuning: Tuning) -> Labelled:
     """A GEMM-shaped float/complex step: NumPy's matmul, unless reading the operands into the
     order BLAS needs costs more than the kernel (:func:`_blas_pays`)."""
-    if _blas_pays(inputs, step.output):
-        return _run_matmul(inputs, step.output, size, out, "blas", parallel)
-    return _run_sum_products(step, inputs, size, out, parallel)
+    if _blas_pays(inputs, step.output, tuning):
+        return _run_matmul(inputs, step.output, size, out, "blas", parallel, tuning)
+    return _run_sum_products(step, inputs, size, out, parallel, tuning)
 
 
 def _run_gemm(step: Step, inputs: list[Labelled], size: dict[int, int],
-              out: np.ndarray | None, parallel: Parallel) -> Labelled:
+              out: np.ndarray | None, parallel: Parallel, tuning: Tuning) -> Labelled:
     """A GEMM-shaped step in the project's blocked kernel (integers, and floats without BLAS)."""
-    return _run_matmul(inputs, step.output, size, out, "gemm", parallel)
+    return _run_matmul(inputs, step.output, size, out, "gemm", parallel, tuning)
 
 
 def _run_sum_products(step: Step, inputs: list[Labelled], size: dict[int, int],
-                      out: np.ndarray | None, parallel: Parallel) -> Labelled:
+                      out: np.ndarray | None, parallel: Parallel, tuning: Tuning) -> Labelled:
     """Any step, in the strided sum-of-products kernel."""
     if out is None:
         out = np.empty(tuple(size[lab] for lab in step.output), dtype=inputs[0][0].dtype)
-    _run_kernel(inputs, out, step.output, step.summed, parallel)
+    _run_kernel(inputs, out, step.output, step.summed, parallel, tuning)
     return out, step.output
 
 
-# Step.method -> its runner: (step, inputs, sizes, out, parallel) -> (result, labels)
+# Step.method -> its runner: (step, inputs, sizes, out, parallel, tuning) -> (result, labels)
 STEP_RUNNERS = {
     "copy": _run_copy,
     "blas": _run_blas,
@@ -321,6 +314,7 @@ def _run_kernel(
     out_labels: tuple[int, ...],
     summed: tuple[int, ...],
     parallel: Parallel = "auto",
+    tuning: Tuning = DEFAULT,
 ) -> None:
     """out[out_labels] = sum over ``summed`` of the product of the inputs, by the Numba kernel."""
     if out.size == 0:
@@ -330,6 +324,7 @@ def _run_kernel(
         summed,
         (out.shape, out.strides, out.itemsize),
         tuple([(labels, view.shape, view.strides) for view, labels in inputs]),
+        tuning,
     )
     if call is None:  # a summed label has size 0
         out[...] = 0
@@ -342,14 +337,15 @@ class _KernelCall:
     :func:`_kernel_call`), and the call itself (:meth:`launch`)."""
 
     __slots__ = ("out_shape", "offsets", "out_off", "extents", "strides", "n_outer", "inner_out",
-                 "big", "outer", "parts")
+                 "big", "outer", "parts", "min_block")
 
     def __init__(self, out_shape: tuple[int, ...], offsets: np.ndarray, out_off: int,
                  extents: np.ndarray, strides: np.ndarray, n_outer: int, inner_out: bool,
-                 big: bool, outer: int, parts: int) -> None:
+                 big: bool, outer: int, parts: int, min_block: int) -> None:
         self.out_shape, self.offsets, self.out_off = out_shape, offsets, out_off
         self.extents, self.strides, self.n_outer = extents, strides, n_outer
         self.inner_out, self.big, self.outer, self.parts = inner_out, big, outer, parts
+        self.min_block = min_block
 
     def launch(self, inputs: Sequence[np.ndarray], out: np.ndarray, parallel: Parallel) -> None:
         """Run the kernel on ``inputs`` (of the geometry this call was made for) into ``out``."""
@@ -366,7 +362,7 @@ class _KernelCall:
             threads = numba.get_num_threads()
             tight = int(self.extents[-1])
             # too few outer rows to share: split the tight (output) dimension into blocks too
-            n_blocks = max(1, min(tight // _MIN_BLOCK, 4 * threads)
+            n_blocks = max(1, min(tight // self.min_block, 4 * threads)
                            if self.inner_out and self.outer < 4 * threads else 1)
             if threads > 1 and (self.outer > 1 or n_blocks > 1):
                 n_chunks = 4 * threads
@@ -399,6 +395,7 @@ def _kernel_call(
     summed: tuple[int, ...],
     out_geometry: tuple,
     in_geometry: tuple,
+    tuning: Tuning = DEFAULT,
 ) -> _KernelCall | None:
     """The kernel call for this geometry (cached); None when a summed label has size 0 (the
     output is all zeros).
@@ -427,22 +424,25 @@ def _kernel_call(
     work = out_size * math.prod(size[lab] for lab in summed)
     outer = math.prod(int(e) for e in extents[:n_outer])
     parts = 1
-    if outer < SPLIT_PARTS and work >= PARALLEL_MIN_WORK and out_size * SPLIT_PARTS * 16 <= work:
-        split = _split_label(summed, size)
+    big = work >= tuning.parallel_min_work
+    parts_max = tuning.split_parts
+    if outer < parts_max and big and out_size * parts_max * 16 <= work:
+        split = _split_label(summed, size, parts_max)
         if split is not None:
             label, parts = split
             extents, kstrides, n_outer, inner_out, out_off = _split_dims(
                 out_labels, summed, rows, size, label, parts, out_shape)
             outer = math.prod(int(e) for e in extents[:n_outer])
     return _KernelCall(tuple(out_shape), np.array(offsets, dtype=np.int64), out_off, extents,
-                       kstrides, n_outer, inner_out, work >= PARALLEL_MIN_WORK, outer, parts)
+                       kstrides, n_outer, inner_out, big, outer, parts, tuning.min_block)
 
 
-def _split_label(summed: tuple[int, ...], size: dict[int, int]) -> tuple[int, int] | None:
-    """The summed label to cut into parts (the largest with a divisor in 2..SPLIT_PARTS) and the
+def _split_label(summed: tuple[int, ...], size: dict[int, int], parts_max: int
+                 ) -> tuple[int, int] | None:
+    """The summed label to cut into parts (the largest with a divisor in 2..parts_max) and the
     number of parts (that divisor, the largest one), or None."""
     for lab in sorted(summed, key=lambda x: -size[x]):
-        parts = next((p for p in range(SPLIT_PARTS, 1, -1) if size[lab] % p == 0), None)
+        parts = next((p for p in range(parts_max, 1, -1) if size[lab] % p == 0), None)
         if parts is not None:
             return lab, parts
     return None
@@ -480,6 +480,7 @@ def _run_matmul(
     out: np.ndarray | None,
     method: str,
     parallel: Parallel,
+    tuning: Tuning,
 ) -> Labelled:
     """A (batched) matrix product: NumPy's matmul (``'blas'``) or the blocked kernel (``'gemm'``).
 
@@ -487,9 +488,9 @@ def _run_matmul(
     (``out``'s when ``out`` is given).
     """
     if method == "blas":
-        result, labels = _blas_product(inputs, out_labels, size, out)
+        result, labels = _blas_product(inputs, out_labels, size, out, tuning)
     else:
-        result, labels = _kernel_product(inputs, out_labels, size, parallel)
+        result, labels = _kernel_product(inputs, out_labels, size, parallel, tuning)
     if out is None or result is out:
         return result, labels
     np.copyto(out, result.transpose([labels.index(lab) for lab in out_labels]))
@@ -498,22 +499,23 @@ def _run_matmul(
 
 def _blas_product(
     inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],
-    out: np.ndarray | None,
+    out: np.ndarray | None, tuning: Tuning,
 ) -> Labelled:
     """A matrix product through NumPy's matmul, copying an operand only when BLAS cannot read it
     (the grouping is :func:`_blas_grouping`'s, cached per shapes and strides)."""
     (a, la), (b, lb) = inputs
     a_axes, a_shape, b_axes, b_shape, labels, stack_shape = _blas_grouping(
-        la, a.shape, a.strides, lb, b.shape, b.strides, out_labels, a.itemsize)
+        la, a.shape, a.strides, lb, b.shape, b.strides, out_labels, a.itemsize,
+        tuning.min_split_work)
     a3 = _blas_readable(a.transpose(a_axes).reshape(a_shape))
     b3 = _blas_readable(b.transpose(b_axes).reshape(b_shape))
     # numpy's matmul runs a C-ordered stack times a transposed small one far below BLAS speed
     # (measured: (16807, 7) @ (7, 8) 0.28 ms with both C-ordered, 12 ms with the second a
     # transposed view): the smaller operand, when small, is copied into C order
     if b3.size <= a3.size:
-        if b3.size <= _SMALL_OPERAND and not b3.flags.c_contiguous:
+        if b3.size <= tuning.small_operand and not b3.flags.c_contiguous:
             b3 = np.ascontiguousarray(b3)
-    elif a3.size <= _SMALL_OPERAND and not a3.flags.c_contiguous:
+    elif a3.size <= tuning.small_operand and not a3.flags.c_contiguous:
         a3 = np.ascontiguousarray(a3)
     if a.dtype == np.float64 and stack_shape[-2] > stack_shape[-1]:
         # OpenBLAS's dgemm (through numpy's row-major matmul) runs faster when the result's
@@ -539,7 +541,7 @@ def _blas_product(
 def _blas_grouping(
     la: tuple[int, ...], a_shape: tuple[int, ...], a_strides: tuple[int, ...],
     lb: tuple[int, ...], b_shape: tuple[int, ...], b_strides: tuple[int, ...],
-    out_labels: tuple[int, ...], item: int,
+    out_labels: tuple[int, ...], item: int, min_split_work: int,
 ) -> tuple:
     """How :func:`_blas_product` lays a pair out for matmul, from shapes and strides alone.
 
@@ -548,7 +550,7 @@ def _blas_grouping(
     ordered by the operand's strides so it folds into one axis as a view, and BLAS reads either
     matrix transposed. Free labels that do not fold with the rest of their group become extra
     batch axes (the other operand is broadcast over them) as long as each BLAS call keeps
-    ``_MIN_SPLIT_WORK`` multiply-adds; otherwise that operand is copied into order, as is one
+    ``min_split_work`` multiply-adds; otherwise that operand is copied into order, as is one
     whose summed labels do not fold in the order the other operand needs.
 
     Returns
@@ -575,11 +577,11 @@ def _blas_grouping(
     b_extra: list[int] = []
     if folds(k, sa, size) and not folds(m, sa, size):
         head, tail = foldable_tail(m, sa, size)
-        if math.prod(size[lab] for lab in tail + n) * nk >= _MIN_SPLIT_WORK:
+        if math.prod(size[lab] for lab in tail + n) * nk >= min_split_work:
             a_extra, m = head, tail
     if folds(k, sb, size) and not folds(n, sb, size):
         head, tail = foldable_tail(n, sb, size)
-        if math.prod(size[lab] for lab in m + tail) * nk >= _MIN_SPLIT_WORK:
+        if math.prod(size[lab] for lab in m + tail) * nk >= min_split_work:
             b_extra, n = head, tail
     nm = math.prod(size[lab] for lab in m)
     nn = math.prod(size[lab] for lab in n)
@@ -599,42 +601,37 @@ def _blas_grouping(
     )
 
 
-def _blas_pays(inputs: list[Labelled], out_labels: tuple[int, ...]) -> bool:
+def _blas_pays(inputs: list[Labelled], out_labels: tuple[int, ...],
+               tuning: Tuning = DEFAULT) -> bool:
     """Whether a ``'blas'`` step runs through matmul (else the strided kernel runs it).
 
     The planner routes by FLOPs; this looks at the bytes as well, from the operands' strides
     (cached): when an operand must be copied into order first (a transposing copy), the copy
-    costs about ``_COPY_NS`` per element, and the kernel, which reads the operands where they
+    costs about ``tuning.copy_ns`` per element (this machine: 2 cores, AVX2; a copy reads and
+    writes each element; BLAS runs a GEMM at ~20 FLOPs/ns and the strided kernel a thin product
+    at ~2; only the ratios matter), and the kernel, which reads the operands where they
     lie, wins whenever that copy outweighs what BLAS saves on the arithmetic -- matrix-vector
     shaped steps (``abcdefgh,d->abcefgh``: measured 206 ms through copy + matmul, 27 ms in the
     kernel, numpy's C loop 23 ms).
     """
     (a, la), (b, lb) = inputs
     copied, flops = _blas_cost(la, a.shape, a.strides, lb, b.shape, b.strides, out_labels,
-                               a.itemsize)
+                               a.itemsize, tuning.min_split_work)
     if not copied:
         return True
-    blas_ns = _COPY_NS * copied + flops / _BLAS_FLOPS_PER_NS
-    return blas_ns < flops / _KERNEL_FLOPS_PER_NS
-
-
-# The cost model of _blas_pays (this machine: 2 cores, AVX2; only the ratios matter): a copy
-# into order reads and writes each element; BLAS runs a GEMM at ~20 FLOPs/ns and the strided
-# kernel a thin product at ~2.
-_COPY_NS = 2.0
-_BLAS_FLOPS_PER_NS = 20.0
-_KERNEL_FLOPS_PER_NS = 2.0
+    blas_ns = tuning.copy_ns * copied + flops / tuning.blas_flops_per_ns
+    return blas_ns < flops / tuning.kernel_flops_per_ns
 
 
 @lru_cache(maxsize=4096)
 def _blas_cost(
     la: tuple[int, ...], a_shape: tuple[int, ...], a_strides: tuple[int, ...],
     lb: tuple[int, ...], b_shape: tuple[int, ...], b_strides: tuple[int, ...],
-    out_labels: tuple[int, ...], item: int,
+    out_labels: tuple[int, ...], item: int, min_split_work: int,
 ) -> tuple[int, int]:
     """(elements :func:`_blas_product` copies, FLOPs of the product) for this geometry."""
     a_axes, a_stack, b_axes, b_stack, _, stack = _blas_grouping(
-        la, a_shape, a_strides, lb, b_shape, b_strides, out_labels, item)
+        la, a_shape, a_strides, lb, b_shape, b_strides, out_labels, item, min_split_work)
     copied = 0
     for shape, strides, axes, stacked in ((a_shape, a_strides, a_axes, a_stack),
                                           (b_shape, b_strides, b_axes, b_stack)):
@@ -657,7 +654,7 @@ def _blas_readable(stack: np.ndarray) -> np.ndarray:
 
 def _kernel_product(
     inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],
-    parallel: Parallel,
+    parallel: Parallel, tuning: Tuning,
 ) -> Labelled:
     """A matrix product by the blocked Numba kernel, on ``(batch, m, k)`` and ``(batch, k, n)``
     stacks packed contiguous; the result has labels ``batch + m + n``."""
@@ -688,7 +685,8 @@ def _kernel_product(
         ka, kb, kout = (x.view(kernel_type) for x in (a3, b3, result))
     # the kernel splits one matrix across threads only from 2**20 multiply-adds
     work = nb * nm * nn * nk
-    if not (work >= _GEMM_PARALLEL_MIN_WORK and _launch(parallel, gemm_parallel, ka, kb, kout)):
+    if not (work >= tuning.gemm_parallel_min_work
+            and _launch(parallel, gemm_parallel, ka, kb, kout)):
         gemm_serial(ka, kb, kout)
     return result.reshape(tuple(size[lab] for lab in labels)), labels
 

@@ -2,14 +2,15 @@
 
 ``optimize='auto'`` (and ``True``) means:
 
-* up to ``AUTO_SMALL_OPERANDS`` operands, or with a ``memory_limit``: opt_einsum's own ``'auto'``
+* up to ``auto_small_operands`` operands (a field of :class:`~contract._tuning.Tuning`, as are
+  the other settings named here), or with a ``memory_limit``: opt_einsum's own ``'auto'``
   (optimal for few operands, branch-and-bound up to eight), called straight through its path
   function so that planning a small equation costs no more than opt_einsum's own search;
 * beyond that: opt_einsum's ``'auto'`` path first (greedy beyond 14 operands); from its FLOP
-  count, an estimate of how long the contraction will run (:data:`FLOPS_PER_SECOND`); then a
-  search for at most ``SEARCH_FRACTION`` of that time (:func:`search_budget`, capped at
-  ``SEARCH_MAX_SECONDS``): randomized greedy trials -- in Rust when the optional ``cotengrust``
-  package is installed, else in Python -- and, when the budget reaches ``HYPER_MIN_SECONDS`` and
+  count, an estimate of how long the contraction will run (``flops_per_second``); then a
+  search for at most ``search_fraction`` of that time (:func:`search_budget`, capped at
+  ``search_max_seconds``): randomized greedy trials -- in Rust when the optional ``cotengrust``
+  package is installed, else in Python -- and, when the budget reaches ``hyper_min_seconds`` and
   the optional ``cotengra`` package is installed, cotengra's hyper-optimizer for the last two
   thirds of the budget. The cheapest path found (in FLOPs) wins; the first path is always a
   candidate, so the search never makes a path worse than opt_einsum's.
@@ -38,6 +39,8 @@ from typing import Any
 
 from opt_einsum import paths as _oe_paths
 
+from . import _tuning
+from ._tuning import Tuning
 from .parser import symbol_names
 
 __all__ = [
@@ -47,31 +50,8 @@ __all__ = [
     "search_budget",
     "path_flops",
     "cotengra_available",
-    "AUTO_SMALL_OPERANDS",
-    "FLOPS_PER_SECOND",
-    "SEARCH_FRACTION",
-    "SEARCH_MIN_SECONDS",
-    "SEARCH_MAX_SECONDS",
-    "HYPER_MIN_SECONDS",
 ]
 
-#: Up to this many operands, ``'auto'`` is opt_einsum's ``'auto'`` (exhaustive or branch-and-bound
-#: searches that finish in milliseconds and are optimal or nearly so).
-AUTO_SMALL_OPERANDS = 8
-#: The contraction rate (opt_einsum FLOP units per second) assumed when turning a path's FLOP
-#: count into an expected run time. It is an assumption of the order contract reaches on networks
-#: of small-extent tensors on a 2-core machine, taken high so that the estimate errs towards a
-#: *shorter* run time, hence a shorter search (a 6x6 cyclic lattice, 1.5e8 path FLOP units, ran
-#: in about 200 ms: 0.75e9 per second).
-FLOPS_PER_SECOND = 3.0e9
-#: The search may take at most this fraction of the greedy path's estimated run time.
-SEARCH_FRACTION = 0.25
-#: Below this budget (seconds) the greedy path is kept without searching.
-SEARCH_MIN_SECONDS = 0.002
-#: Never search longer than this (seconds), however expensive the contraction.
-SEARCH_MAX_SECONDS = 5.0
-#: From this budget (seconds) on, cotengra's hyper-optimizer joins the search when installed.
-HYPER_MIN_SECONDS = 1.0
 #: Randomized greedy trials stop here even when the budget is not spent.
 _MAX_TRIALS = 1024
 #: The fixed weights of the first pure-Python greedy trials (see ``_random_greedy``).
@@ -112,20 +92,22 @@ def search_budget(
     fraction: float | None = None,
     max_seconds: float | None = None,
     min_seconds: float | None = None,
+    tuning: Tuning | None = None,
 ) -> float:
     """Seconds the ``'auto'`` search may spend on a contraction whose greedy path costs ``flops``.
 
     ``fraction * flops / flops_per_second``, capped at ``max_seconds``; 0.0 when that is below
-    ``min_seconds`` (the greedy path is kept without searching). Defaults are the module
-    constants.
+    ``min_seconds`` (the greedy path is kept without searching). Defaults come from ``tuning``.
 
     Parameters
     ----------
     flops : float
         The greedy path's FLOP count (opt_einsum units); may be a huge int.
     flops_per_second, fraction, max_seconds, min_seconds : float, optional
-        Override :data:`FLOPS_PER_SECOND`, :data:`SEARCH_FRACTION`, :data:`SEARCH_MAX_SECONDS`,
-        :data:`SEARCH_MIN_SECONDS`.
+        Override ``tuning``'s ``flops_per_second``, ``search_fraction``, ``search_max_seconds``
+        and ``search_min_seconds``.
+    tuning : Tuning, optional
+        The settings (by default the current ones).
 
     Returns
     -------
@@ -141,10 +123,11 @@ def search_budget(
     >>> search_budget(10**400, flops_per_second=1e9, max_seconds=5.0)  # capped, no overflow
     5.0
     """
-    rate = FLOPS_PER_SECOND if flops_per_second is None else flops_per_second
-    frac = SEARCH_FRACTION if fraction is None else fraction
-    cap = SEARCH_MAX_SECONDS if max_seconds is None else max_seconds
-    floor = SEARCH_MIN_SECONDS if min_seconds is None else min_seconds
+    tuning = tuning or _tuning.current()
+    rate = tuning.flops_per_second if flops_per_second is None else flops_per_second
+    frac = tuning.search_fraction if fraction is None else fraction
+    cap = tuning.search_max_seconds if max_seconds is None else max_seconds
+    floor = tuning.search_min_seconds if min_seconds is None else min_seconds
     if flops <= 0 or rate <= 0 or frac <= 0:
         return 0.0
     # in logs: a FLOP count of a 100-site MPS does not fit in a float
@@ -212,6 +195,7 @@ def find_path(
     size: dict[int, int],
     optimize: Any,
     memory_limit: Any = None,
+    tuning: Tuning | None = None,
 ) -> PathChoice:
     """A path for ``optimize`` (already normalized by ``planner.normalize_optimize``).
 
@@ -228,11 +212,14 @@ def find_path(
         search; an explicit path is returned as given; ``False`` is one fused step.
     memory_limit : int, str or None
         opt_einsum's memory limit (largest intermediate in elements, or ``'max_input'``).
+    tuning : Tuning, optional
+        The settings of the ``'auto'`` search (by default the current ones).
 
     Returns
     -------
     PathChoice
     """
+    tuning = tuning or _tuning.current()
     n = len(inputs)
     if n == 1:
         return PathChoice(((0,),), _name(optimize), 0.0)
@@ -241,8 +228,8 @@ def find_path(
     if isinstance(optimize, tuple):
         return PathChoice(tuple(tuple(p) for p in optimize), _name(optimize), 0.0)
     if isinstance(optimize, str) and optimize == "auto" and memory_limit is None:
-        if n > AUTO_SMALL_OPERANDS:
-            return auto_path(inputs, output, size)
+        if n > tuning.auto_small_operands:
+            return auto_path(inputs, output, size, tuning=tuning)
     start = time.perf_counter()
     path = _opt_einsum_search(inputs, output, size, optimize, memory_limit)
     return PathChoice(path, _name(optimize), time.perf_counter() - start)
@@ -307,12 +294,13 @@ def auto_path(
     size: dict[int, int],
     budget: float | None = None,
     seed: int = 0,
+    tuning: Tuning | None = None,
 ) -> PathChoice:
-    """The ``'auto'`` path of a network of more than ``AUTO_SMALL_OPERANDS`` operands.
+    """The ``'auto'`` path of a network of more than ``tuning.auto_small_operands`` operands.
 
     opt_einsum's ``'auto'`` path first (greedy beyond 14 operands); then, when
     :func:`search_budget` of its FLOP count allows, randomized greedy trials (cotengrust's, in
-    Rust, when installed; else a pure-Python variant) and, for budgets of ``HYPER_MIN_SECONDS``
+    Rust, when installed; else a pure-Python variant) and, for budgets of ``hyper_min_seconds``
     or more with cotengra installed, cotengra's hyper-optimizer for the last two thirds of the
     budget. The path with the fewest FLOPs wins. The budget bounds the whole search, the first
     path included.
@@ -330,11 +318,14 @@ def auto_path(
     seed : int
         Seed of the randomized trials (how many trials fit in the budget depends on the
         machine's load, so a time-limited search is not bit-for-bit repeatable).
+    tuning : Tuning, optional
+        The search settings (by default the current ones).
 
     Returns
     -------
     PathChoice
     """
+    tuning = tuning or _tuning.current()
     start = time.perf_counter()
     # the starting point is what opt_einsum's 'auto' returns (branch-and-bound up to 14
     # operands, greedy beyond), so the search can only improve on opt_einsum's choice
@@ -342,9 +333,9 @@ def auto_path(
     best, best_flops = base, path_flops(inputs, output, size, base)
     name = "auto: opt_einsum 'auto'"
     if budget is None:
-        budget = search_budget(best_flops)
+        budget = search_budget(best_flops, tuning=tuning)
     deadline = start + budget
-    use_hyper = budget >= HYPER_MIN_SECONDS and cotengra_available()
+    use_hyper = budget >= tuning.hyper_min_seconds and cotengra_available()
     if budget > 0:
         # with cotengra's hyper-optimizer to follow, randomized greedy gets a third of the time
         until = start + budget / 3 if use_hyper else deadline

@@ -2,8 +2,9 @@
 
 The contraction order comes from :mod:`contract.paths` (opt_einsum's optimizers, every
 ``optimize=`` form they accept passed straight through, and the time-budgeted ``'auto'`` search
-for large networks), except that up to ``FUSE_MAX_OPERANDS`` operands whose pairwise path saves no
-arithmetic (``ij,ij,ij->ij``) become one fused step; then each step is told how it runs:
+for large networks), except that up to ``Tuning.fuse_max_operands`` operands whose pairwise path
+saves no arithmetic (``ij,ij,ij->ij``) become one fused step; then each step is told how it runs
+(by the thresholds of a :class:`~contract._tuning.Tuning`):
 
 ``blas``
     a float/complex pairwise step shaped like a (batched) matrix product, run by NumPy's matmul;
@@ -39,7 +40,9 @@ from typing import Any
 import numpy as np
 import opt_einsum
 
+from . import _tuning
 from ._dtypes import blas_capable, gemm_capable
+from ._tuning import Tuning
 from .parser import Equation, symbol_names
 from .paths import PathChoice, _name, find_path
 
@@ -53,33 +56,7 @@ __all__ = [
     "UnknownOptimizerError",
     "IncompletePathError",
     "runs_in_numpy_loop",
-    "BLAS_MIN_FLOPS",
-    "NUMPY_LOOP_MAX_WORK",
 ]
-
-# A whole equation this small runs in numpy's C einsum loop. Its work is every label's size
-# multiplied, times the operand count; up to 2**15 numpy's loop takes 0.6-25 us (measured:
-# 0.84 us for a 4x4 GEMM, 4.5 us for 24x24, 2.4 us for a 3-operand network of 486 iterations),
-# while this engine's own per-call cost (parsing aside: layouts, allocation, the Numba dispatch of
-# a kernel with tuples of arrays) is 15-30 us. ``0`` switches it off.
-NUMPY_LOOP_MAX_WORK = 1 << 15
-
-# A GEMM-shaped float step goes to NumPy's matmul when it sums over at least 2 elements and does at
-# least this much work; below that NumPy's per-call cost and the transposing copies outweigh the
-# kernel. (matmul also runs stacks of tiny matrices well, with its own non-BLAS loop.)
-BLAS_MIN_FLOPS = 2 * 16**3
-# Batched dot products (no m or n labels) stay in the kernel, which streams them at memory speed;
-# a single long dot product goes to BLAS, which uses both cores for it.
-BLAS_MIN_DOT = 1 << 14
-# Integer (or use_blas=False) matrix products big enough to repay the packing copies go to the
-# blocked GEMM kernel; thinner ones stay in the strided kernel.
-GEMM_MIN_K = 4
-GEMM_MIN_MN = 4
-GEMM_MIN_WORK = 1 << 15
-# Up to this many operands, a contraction whose pairwise path saves no arithmetic runs as one fused
-# kernel step (no intermediates); the kernel vectorizes up to 3 moving operands, not more.
-FUSE_MAX_OPERANDS = 3
-
 
 @dataclass(frozen=True)
 class Step:
@@ -132,6 +109,8 @@ class Plan:
     optimizer: str = field(default="auto")
     #: seconds spent finding the path (the search, not the rest of planning)
     path_search: float = 0.0
+    #: the thresholds the plan was made with, and is run with
+    tuning: Tuning = field(default=_tuning.DEFAULT, repr=False)
 
     @property
     def path(self) -> list[tuple[int, ...]]:
@@ -231,14 +210,16 @@ def _count(value: float | int | Decimal) -> str:
         return f"{Decimal(value):.4g}"
 
 
-def runs_in_numpy_loop(eq: Equation) -> bool:
+def runs_in_numpy_loop(eq: Equation, tuning: Tuning | None = None) -> bool:
     """Whether :func:`contract.einsum` hands the whole equation to numpy's C einsum loop.
 
-    True for a tiny equation (see ``NUMPY_LOOP_MAX_WORK``) with no zero-size axis, where
-    numpy's loop is done before this engine could launch a kernel.
+    True for a tiny equation (see ``Tuning.numpy_loop_max_work``; by default the current
+    settings') with no zero-size axis, where numpy's loop is done before this engine could launch
+    a kernel.
     """
+    limit = (tuning or _tuning.current()).numpy_loop_max_work
     sizes = eq.size_dict.values()
-    return 0 not in sizes and math.prod(sizes) * len(eq.terms) <= NUMPY_LOOP_MAX_WORK
+    return 0 not in sizes and math.prod(sizes) * len(eq.terms) <= limit
 
 
 def _seconds_text(seconds: float) -> str:
@@ -353,7 +334,8 @@ def _gemm_shape(
 
 
 def _choose_method(
-    terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int], dtype: np.dtype
+    terms: list[tuple[int, ...]], output: tuple[int, ...], size: dict[int, int], dtype: np.dtype,
+    tuning: Tuning = _tuning.DEFAULT,
 ) -> str:
     if len(terms) == 1:
         return "kernel" if set(terms[0]) - set(output) else "copy"
@@ -361,14 +343,15 @@ def _choose_method(
         shape = _gemm_shape(terms[0], terms[1], output, size)
         if shape is not None:
             batch, m, n, k = shape
-            if k >= 2 and 2 * batch * m * n * k >= BLAS_MIN_FLOPS:
-                if m * n > 1 or (batch == 1 and k >= BLAS_MIN_DOT):
+            if k >= 2 and 2 * batch * m * n * k >= tuning.blas_min_flops:
+                if m * n > 1 or (batch == 1 and k >= tuning.blas_min_dot):
                     return "blas"
     if len(terms) == 2 and gemm_capable(dtype):
         shape = _gemm_shape(terms[0], terms[1], output, size)
         if shape is not None:
             batch, m, n, k = shape
-            if k >= GEMM_MIN_K and min(m, n) >= GEMM_MIN_MN and batch * m * n * k >= GEMM_MIN_WORK:
+            if (k >= tuning.gemm_min_k and min(m, n) >= tuning.gemm_min_mn
+                    and batch * m * n * k >= tuning.gemm_min_work):
                 return "gemm"
     return "kernel"
 
@@ -387,6 +370,7 @@ def make_plan(
     optimize: Any = "auto",
     memory_limit: Any = None,
     use_blas: bool = True,
+    tuning: Tuning | None = None,
 ) -> Plan:
     """Plan an equation (cached for names, bools and explicit paths; optimizer objects plan anew).
 
@@ -402,38 +386,42 @@ def make_plan(
         opt_einsum's memory limit (largest intermediate, in elements, or ``'max_input'``).
     use_blas : bool
         Whether GEMM-shaped float/complex steps may run through BLAS.
+    tuning : Tuning, optional
+        The thresholds to plan (and later run) with; by default the current settings
+        (:func:`contract._tuning.current`).
 
     Returns
     -------
     Plan
     """
+    tuning = tuning or _tuning.current()
     if isinstance(memory_limit, int) and not isinstance(memory_limit, bool) and memory_limit == -1:
         memory_limit = None  # opt_einsum's spelling of "no limit"
     if isinstance(optimize, opt_einsum.paths.PathOptimizer) or callable(optimize):
         # an optimizer object: its settings may change between calls, and it records each
         # search it runs (RandomGreedy's costs, best path), so it plans every time, as in
         # opt_einsum
-        return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
+        return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas, tuning)
     try:
         hash(optimize)
     except TypeError:  # an unhashable optimize= value: plan every time
-        return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
-    return _make_plan_cached(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas)
+        return _make_plan(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas, tuning)
+    return _make_plan_cached(eq, np.dtype(dtype).char, optimize, memory_limit, use_blas, tuning)
 
 
 @lru_cache(maxsize=1024)
 def _make_plan_cached(
-    eq: Equation, dtype: str, optimize: Any, memory_limit: Any, use_blas: bool
+    eq: Equation, dtype: str, optimize: Any, memory_limit: Any, use_blas: bool, tuning: Tuning
 ) -> Plan:
-    return _make_plan(eq, dtype, optimize, memory_limit, use_blas)
+    return _make_plan(eq, dtype, optimize, memory_limit, use_blas, tuning)
 
 
 def _opt_einsum_path(
-    eq: Equation, terms: list[tuple[int, ...]], optimize: Any, memory_limit: Any
+    eq: Equation, terms: list[tuple[int, ...]], optimize: Any, memory_limit: Any, tuning: Tuning
 ) -> PathChoice:
     n = len(terms)
     try:
-        choice = find_path(terms, eq.output, eq.size_dict, optimize, memory_limit)
+        choice = find_path(terms, eq.output, eq.size_dict, optimize, memory_limit, tuning)
     except RuntimeError:
         # opt_einsum's 'dp' gives up when memory_limit cannot be met: one fused contraction (no
         # intermediates at all) is what the other optimizers fall back to
@@ -479,12 +467,12 @@ def _walk(
 
 
 def _fusing_saves_traffic(
-    path: list[tuple[int, ...]], terms: list[tuple[int, ...]], eq: Equation
+    path: list[tuple[int, ...]], terms: list[tuple[int, ...]], eq: Equation, max_operands: int
 ) -> bool:
     """Whether one fused step does no more arithmetic than ``path`` while skipping its
-    intermediates: Hadamard-style products of up to FUSE_MAX_OPERANDS operands, such as
+    intermediates: Hadamard-style products of up to ``max_operands`` operands, such as
     ``ij,ij,ij->ij``, where pairwise steps only add a round trip through memory."""
-    if not 2 < len(terms) <= FUSE_MAX_OPERANDS or len(path) < 2:
+    if not 2 < len(terms) <= max_operands or len(path) < 2:
         return False
     size = eq.size_dict
     stepwise = sum(_flops(picked, output, size) for _, picked, output in _walk(path, terms, eq))
@@ -501,7 +489,8 @@ def _largest_intermediate(
 
 
 def _make_plan(
-    eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any, use_blas: bool
+    eq: Equation, dtype_char: str, optimize: Any, memory_limit: Any, use_blas: bool,
+    tuning: Tuning,
 ) -> Plan:
     dtype = np.dtype(dtype_char)
     size = eq.size_dict
@@ -520,17 +509,20 @@ def _make_plan(
         choice = PathChoice((tuple(range(len(terms))),),
                             f"{_name(optimize)} (memory_limit=0: fused)", 0.0)
     else:
-        choice = _opt_einsum_path(eq, terms, optimize, memory_limit)
+        choice = _opt_einsum_path(eq, terms, optimize, memory_limit, tuning)
     path = [tuple(p) for p in choice.path]
     _check_path(path, len(terms))
-    if not isinstance(optimize, tuple) and _fusing_saves_traffic(path, terms, eq):
+    if (not isinstance(optimize, tuple)
+            and _fusing_saves_traffic(path, terms, eq, tuning.fuse_max_operands)):
         path = [tuple(range(len(terms)))]
 
     for positions, picked, output in _walk(path, terms, eq):
-        method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64))
+        method = _choose_method(picked, output, size, dtype if use_blas else np.dtype(np.int64),
+                                tuning)
         steps.append(Step(positions, tuple(picked), output, method, _flops(picked, output, size)))
     largest = max(math.prod(size[lab] for lab in step.output) for step in steps)
-    return Plan(eq, dtype_char, tuple(steps), naive, largest, choice.optimizer, choice.seconds)
+    return Plan(eq, dtype_char, tuple(steps), naive, largest, choice.optimizer, choice.seconds,
+                tuning)
 
 
 class UnknownOptimizerError(KeyError, ValueError):

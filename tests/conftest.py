@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-import contract.planner
+from contract import _tuning
 
 # Tiny equations normally run in numpy's own C einsum loop (the engine's per-call cost is higher
 # there). The suite uses tiny shapes to test the engine, so it switches that off; test_fast_path.py
 # switches it back on to test the numpy-loop path itself.
-contract.planner.NUMPY_LOOP_MAX_WORK = 0
+_tuning.set_current(replace(_tuning.DEFAULT, numpy_loop_max_work=0))
+
+
+@contextmanager
+def tuned(**changes):
+    """The engine's settings (contract._tuning) changed as given inside a ``with`` block."""
+    with _tuning.use(replace(_tuning.current(), **changes)) as tuning:
+        yield tuning
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -10,28 +10,18 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import assert_matches
+from conftest import assert_matches, tuned
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import contract
-from contract import _call, executor, planner
-
-
-def _clear_caches():
-    planner._make_plan_cached.cache_clear()
-    executor._blas_grouping.cache_clear()
-    _call.RUNNERS.clear()
+from contract import executor
 
 
 @pytest.fixture
-def blas_everywhere(monkeypatch):
-    monkeypatch.setattr(planner, "BLAS_MIN_FLOPS", 0)
-    monkeypatch.setattr(planner, "BLAS_MIN_DOT", 0)
-    monkeypatch.setattr(executor, "_MIN_SPLIT_WORK", 1)
-    _clear_caches()
-    yield
-    _clear_caches()
+def blas_everywhere():
+    with tuned(blas_min_flops=0, blas_min_dot=0, min_split_work=1):
+        yield
 
 
 def _strided(shape, dtype, how, rng):
@@ -117,22 +107,19 @@ def test_grouping_splits_free_labels_into_batch_axes():
     labels_a, labels_b = tuple(map(ord, "aebd")), tuple(map(ord, "ce"))
     out = tuple(map(ord, "dcba"))
     grouping = executor._blas_grouping(labels_a, a_shape, a_strides, labels_b, b_shape,
-                                       (8 * 64, 8), out, 8)
+                                       (8 * 64, 8), out, 8, 1 << 15)
     _, a_stack, _, b_stack, labels, stack = grouping
     assert a_stack == (32, 1024, 64) and b_stack == (1, 64, 32)
     assert labels == (ord("a"), (ord("b"), ord("d")), (ord("c"),)) and stack == (32, 1024, 32)
 
 
-def test_small_products_are_not_split(monkeypatch):
-    monkeypatch.setattr(executor, "_MIN_SPLIT_WORK", 1 << 15)
-    executor._blas_grouping.cache_clear()
+def test_small_products_are_not_split():
     a_shape, b_shape = (4, 8, 4, 4), (4, 8)
     a_strides = tuple(8 * s for s in (8 * 4 * 4, 4 * 4, 4, 1))
     grouping = executor._blas_grouping(tuple(map(ord, "aebd")), a_shape, a_strides,
                                        tuple(map(ord, "ce")), b_shape, (64, 8),
-                                       tuple(map(ord, "dcba")), 8)
+                                       tuple(map(ord, "dcba")), 8, 1 << 15)
     assert grouping[1] == (64, 8)  # one matrix product on a copied operand
-    executor._blas_grouping.cache_clear()
 
 
 def test_stride_zero_and_size_one_labels():

@@ -15,6 +15,7 @@ from conftest import (
     equations,
     make_operand,
     numpy_or_error,
+    tuned,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,11 +27,9 @@ SHIPPED_THRESHOLD = 1 << 15
 
 
 @pytest.fixture
-def numpy_loop(monkeypatch):
-    monkeypatch.setattr(planner, "NUMPY_LOOP_MAX_WORK", SHIPPED_THRESHOLD)
-    _call.RUNNERS.clear()
-    yield
-    _call.RUNNERS.clear()
+def numpy_loop():
+    with tuned(numpy_loop_max_work=SHIPPED_THRESHOLD):
+        yield
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import opt_einsum
 import pytest
+from conftest import tuned
 
 import contract
-import contract.planner
 
 RNG = np.random.default_rng(11)
 A = RNG.standard_normal((3, 4))
@@ -22,14 +22,14 @@ C = RNG.standard_normal((5, 2))
 # ---- 1. any character but ',', '-', '>', '.' and whitespace is a label ----------------------
 
 
-SHIPPED_THRESHOLD = 1 << 15  # contract.planner.NUMPY_LOOP_MAX_WORK (conftest.py sets it to 0)
+SHIPPED_THRESHOLD = 1 << 15  # Tuning.numpy_loop_max_work (conftest.py sets it to 0)
 
 
 @pytest.fixture(params=[0, SHIPPED_THRESHOLD], ids=["engine", "numpy-loop"])
-def loop_limit(request, monkeypatch):
+def loop_limit(request):
     """Run with tiny equations in the engine, and with numpy's C loop on (as shipped)."""
-    monkeypatch.setattr(contract.planner, "NUMPY_LOOP_MAX_WORK", request.param)
-    return request.param
+    with tuned(numpy_loop_max_work=request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize("subscripts", ["αβ,βγ->αγ", "a%,%0->a0", "x[,[_->x_", "😀b,b😎->😀😎"])

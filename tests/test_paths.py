@@ -5,14 +5,16 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import opt_einsum
 import pytest
-from conftest import assert_matches
+from conftest import assert_matches, tuned
 
 import contract
 from contract import paths
+from contract._tuning import DEFAULT
 from contract.parser import parse_cached
 from contract.planner import _check_path, make_plan
 
@@ -112,12 +114,12 @@ def test_search_budget_floor_and_cap():
     assert paths.search_budget(0) == 0.0
 
 
-def test_search_budget_defaults_are_the_module_constants(monkeypatch):
-    monkeypatch.setattr(paths, "FLOPS_PER_SECOND", 1e9)
-    monkeypatch.setattr(paths, "SEARCH_FRACTION", 0.1)
-    monkeypatch.setattr(paths, "SEARCH_MIN_SECONDS", 0.0)
-    monkeypatch.setattr(paths, "SEARCH_MAX_SECONDS", 10.0)
-    assert paths.search_budget(1e9) == pytest.approx(0.1)
+def test_search_budget_defaults_are_the_current_settings():
+    with tuned(flops_per_second=1e9, search_fraction=0.1, search_min_seconds=0.0,
+               search_max_seconds=10.0):
+        assert paths.search_budget(1e9) == pytest.approx(0.1)
+    assert paths.search_budget(1e9, tuning=replace(DEFAULT, flops_per_second=1e9,
+                                                   search_fraction=0.1)) == pytest.approx(0.1)
 
 
 def test_path_flops_matches_opt_einsum():
@@ -174,14 +176,14 @@ def test_no_budget_keeps_opt_einsums_path():
 
 
 @pytest.mark.skipif(not paths.cotengra_available(), reason="cotengra not installed")
-def test_cotengra_joins_long_searches(monkeypatch):
-    monkeypatch.setattr(paths, "HYPER_MIN_SECONDS", 0.2)
+def test_cotengra_joins_long_searches():
     subscripts, shapes = NETWORKS["random_14"]
     inputs, output, size = _problem(subscripts, shapes)
     path = paths._cotengra_path(inputs, output, size, 0.2)
     assert path is not None
     _check_path([tuple(p) for p in path], len(inputs))
-    choice = paths.auto_path(inputs, output, size, budget=0.3)
+    choice = paths.auto_path(inputs, output, size, budget=0.3,
+                             tuning=replace(DEFAULT, hyper_min_seconds=0.2))
     _check_path([tuple(p) for p in choice.path], len(inputs))
 
 
@@ -194,12 +196,11 @@ def test_small_equations_use_opt_einsums_auto():
 
 
 # ----------------------------------------------------------------------------- the report
-def test_report_names_the_optimizer_and_search_time(monkeypatch):
-    monkeypatch.setattr(paths, "FLOPS_PER_SECOND", 1.0)  # every network looks expensive
-    monkeypatch.setattr(paths, "SEARCH_MAX_SECONDS", 0.03)
+def test_report_names_the_optimizer_and_search_time():
     subscripts, shapes = NETWORKS["random_14"]
-    path, info = contract.contract_path(subscripts, *shapes, shapes=True, optimize=True,
-                                        dtype=np.float32)  # a dtype no other test plans here
+    # every network looks expensive; the search stops at 30 ms
+    with tuned(flops_per_second=1.0, search_max_seconds=0.03):
+        path, info = contract.contract_path(subscripts, *shapes, shapes=True, optimize=True)
     assert info.optimizer.startswith("auto:") and "trials" in info.optimizer
     assert 0 < info.path_search < 5
     text = str(info)

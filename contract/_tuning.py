@@ -1,0 +1,158 @@
+"""Every threshold the engine decides by, in one frozen settings object.
+
+The planner (how each step runs), the path search (how long ``'auto'`` may search) and the numpy
+executor (threads, BLAS layout, the BLAS-or-kernel cost model) read their thresholds from a
+:class:`Tuning`. ``make_plan`` and ``execute`` take one as an argument (a plan carries the one it
+was made with, and the executor runs it with that); the public functions use :func:`current`.
+Another backend passes its own; tests change the current one with :func:`use` instead of patching
+module globals.
+
+No Numba and no other module of the package is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["Tuning", "DEFAULT", "current", "set_current", "use", "generation"]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The engine's thresholds (the defaults were measured on a 2-core AVX2 machine; see
+    ``docs/guide.md``).
+
+    Attributes
+    ----------
+    numpy_loop_max_work : int
+        A whole equation whose work (every label's size multiplied, times the operand count) is at
+        most this runs in numpy's C einsum loop: up to 2**15 numpy's loop takes 0.6-25 us
+        (0.84 us for a 4x4 GEMM, 4.5 us for 24x24), less than this engine's per-call cost. ``0``
+        switches it off.
+    blas_min_flops : int
+        A GEMM-shaped float step goes to NumPy's matmul when it sums over at least 2 elements and
+        does at least this much work; below it NumPy's per-call cost and the transposing copies
+        outweigh the kernel.
+    blas_min_dot : int
+        A single dot product (no rows, no columns) goes to BLAS from this length; batched dot
+        products stay in the kernel, which streams them at memory speed.
+    gemm_min_k, gemm_min_mn, gemm_min_work : int
+        An integer (or ``use_blas=False``) matrix product with at least these summed size, rows
+        and columns, and multiply-adds repays the packing copies of the blocked GEMM kernel.
+    fuse_max_operands : int
+        Up to this many operands whose pairwise path saves no arithmetic run as one fused kernel
+        step (the kernel vectorizes up to 3 moving operands).
+    auto_small_operands : int
+        ``optimize='auto'`` on at most this many operands is opt_einsum's own ``'auto'``; beyond
+        it, the time-budgeted search of :mod:`contract.paths`.
+    flops_per_second : float
+        The assumed speed (opt_einsum FLOP units per second) that turns a path's FLOP count into
+        an expected run time, which sets the search budget. Taken high, so that the estimate
+        errs towards a shorter run and a shorter search (a 6x6 cyclic lattice, 1.5e8 path FLOP
+        units, ran in about 200 ms: 0.75e9 per second).
+    search_fraction, search_min_seconds, search_max_seconds : float
+        The ``'auto'`` search may spend this fraction of the expected run time, not at all when
+        that is below the minimum, and never more than the maximum.
+    hyper_min_seconds : float
+        From this budget on, cotengra's hyper-optimizer (when installed) joins the search.
+    parallel_min_work : int
+        Below this many multiply-adds a kernel step runs on one thread: a parallel launch costs
+        ~10 us on an idle machine and a whole scheduler slice on a busy one.
+    gemm_parallel_min_work : int
+        The same for the blocked GEMM kernel.
+    min_split_work : int
+        A BLAS product split into several calls (extra batch axes instead of a copy) keeps at
+        least this many multiply-adds per call; below it one copy of the operand costs less.
+    small_operand : int
+        The smaller operand stack of a BLAS step, up to this many elements, is copied into C
+        order when it is not already (numpy's matmul runs a C-ordered stack times a transposed
+        small matrix far below BLAS speed).
+    split_parts : int
+        A reduction with fewer output rows than this is cut into at most this many partial sums.
+    min_block : int
+        The shortest block of a kernel's tight output dimension worth a thread of its own.
+    copy_ns, blas_flops_per_ns, kernel_flops_per_ns : float
+        The cost model that picks BLAS or the kernel for a BLAS-shaped step whose operand must be
+        copied into order first: a copy costs ``copy_ns`` per element, BLAS runs
+        ``blas_flops_per_ns`` and the strided kernel a thin product at ``kernel_flops_per_ns``
+        (only the ratios matter).
+    """
+
+    numpy_loop_max_work: int = 1 << 15
+    blas_min_flops: int = 2 * 16**3
+    blas_min_dot: int = 1 << 14
+    gemm_min_k: int = 4
+    gemm_min_mn: int = 4
+    gemm_min_work: int = 1 << 15
+    fuse_max_operands: int = 3
+    auto_small_operands: int = 8
+    flops_per_second: float = 3.0e9
+    search_fraction: float = 0.25
+    search_min_seconds: float = 0.002
+    search_max_seconds: float = 5.0
+    hyper_min_seconds: float = 1.0
+    parallel_min_work: int = 1 << 17
+    gemm_parallel_min_work: int = 1 << 20
+    min_split_work: int = 1 << 15
+    small_operand: int = 1 << 14
+    split_parts: int = 8
+    min_block: int = 256
+    copy_ns: float = 2.0
+    blas_flops_per_ns: float = 20.0
+    kernel_flops_per_ns: float = 2.0
+
+    def __hash__(self) -> int:
+        # computed once: a Tuning is part of the keys of the executor's per-geometry caches
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(self.__dict__[name] for name in self.__dataclass_fields__))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+
+DEFAULT = Tuning()
+
+_state = {"current": DEFAULT, "generation": 0}
+
+
+def current() -> Tuning:
+    """The settings the public functions plan and run with (:data:`DEFAULT` unless changed)."""
+    return _state["current"]
+
+
+def generation() -> int:
+    """A number that changes whenever :func:`use` changes the current settings: caches of
+    plans made with the current settings compare it to know when to start over."""
+    return _state["generation"]
+
+
+def set_current(tuning: Tuning) -> Tuning:
+    """Make ``tuning`` the current settings from now on; returns the previous ones."""
+    previous = _state["current"]
+    _state["current"] = tuning
+    _state["generation"] += 1
+    return previous
+
+
+@contextmanager
+def use(tuning: Tuning) -> Iterator[Tuning]:
+    """Make ``tuning`` the current settings inside a ``with`` block (for the whole process, not
+    per thread); plans cached before are not used inside it, nor those made inside it after.
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> before = current()
+    >>> with use(replace(before, numpy_loop_max_work=0)):
+    ...     current().numpy_loop_max_work
+    0
+    >>> current() is before
+    True
+    """
+    previous = set_current(tuning)
+    try:
+        yield tuning
+    finally:
+        set_current(previous)
