@@ -78,6 +78,14 @@ class Tuning:
         copied into order first: a copy costs ``copy_ns`` per element, BLAS runs
         ``blas_flops_per_ns`` and the strided kernel a thin product at ``kernel_flops_per_ns``
         (only the ratios matter).
+    blas_call_ns : float
+        What one more BLAS call costs against a copy (``copy_ns`` per element) when a product
+        could be split into several calls instead of copying an operand into order (a call,
+        thinner matrices, and in a threaded BLAS a launch and sync, which a busy machine makes
+        long). Measured with one BLAS thread: ``ih,jhk->ijk`` (100, 100) x (8, 100, 100) 0.34 ms
+        in 8 calls, 0.99 ms copying the second operand for one call; ``dega,gfbc->abcdef``
+        (extents 16-24) the same either way in 384 calls or one; with two threads on a busy
+        machine the 384 calls took 0.7 s and one call after a copy 0.09 s.
     """
 
     numpy_loop_max_work: int = 1 << 15
@@ -102,6 +110,7 @@ class Tuning:
     copy_ns: float = 2.0
     blas_flops_per_ns: float = 20.0
     kernel_flops_per_ns: float = 2.0
+    blas_call_ns: float = 4_000.0
 
     def __hash__(self) -> int:
         # computed once: a Tuning is part of the keys of the executor's per-geometry caches

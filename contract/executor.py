@@ -506,7 +506,7 @@ def _blas_product(
     (a, la), (b, lb) = inputs
     a_axes, a_shape, b_axes, b_shape, labels, stack_shape = _blas_grouping(
         la, a.shape, a.strides, lb, b.shape, b.strides, out_labels, a.itemsize,
-        tuning.min_split_work)
+        tuning)
     a3 = _blas_readable(a.transpose(a_axes).reshape(a_shape))
     b3 = _blas_readable(b.transpose(b_axes).reshape(b_shape))
     # numpy's matmul runs a C-ordered stack times a transposed small one far below BLAS speed
@@ -541,7 +541,7 @@ def _blas_product(
 def _blas_grouping(
     la: tuple[int, ...], a_shape: tuple[int, ...], a_strides: tuple[int, ...],
     lb: tuple[int, ...], b_shape: tuple[int, ...], b_strides: tuple[int, ...],
-    out_labels: tuple[int, ...], item: int, min_split_work: int,
+    out_labels: tuple[int, ...], item: int, tuning: Tuning,
 ) -> tuple:
     """How :func:`_blas_product` lays a pair out for matmul, from shapes and strides alone.
 
@@ -550,7 +550,9 @@ def _blas_grouping(
     ordered by the operand's strides so it folds into one axis as a view, and BLAS reads either
     matrix transposed. Free labels that do not fold with the rest of their group become extra
     batch axes (the other operand is broadcast over them) as long as each BLAS call keeps
-    ``min_split_work`` multiply-adds; otherwise that operand is copied into order, as is one
+    ``tuning.min_split_work`` multiply-adds and the extra calls (``tuning.blas_call_ns`` each)
+    cost less than copying that operand (``tuning.copy_ns`` per element); otherwise that operand
+    is copied into order, as is one
     whose summed labels do not fold in the order the other operand needs.
 
     Returns
@@ -577,11 +579,13 @@ def _blas_grouping(
     b_extra: list[int] = []
     if folds(k, sa, size) and not folds(m, sa, size):
         head, tail = foldable_tail(m, sa, size)
-        if math.prod(size[lab] for lab in tail + n) * nk >= min_split_work:
+        if (math.prod(size[lab] for lab in tail + n) * nk >= tuning.min_split_work
+                and _split_pays(head, a_shape, size, tuning)):
             a_extra, m = head, tail
     if folds(k, sb, size) and not folds(n, sb, size):
         head, tail = foldable_tail(n, sb, size)
-        if math.prod(size[lab] for lab in m + tail) * nk >= min_split_work:
+        if (math.prod(size[lab] for lab in m + tail) * nk >= tuning.min_split_work
+                and _split_pays(head, b_shape, size, tuning)):
             b_extra, n = head, tail
     nm = math.prod(size[lab] for lab in m)
     nn = math.prod(size[lab] for lab in n)
@@ -601,6 +605,20 @@ def _blas_grouping(
     )
 
 
+def _split_pays(extra: list[int], shape: tuple[int, ...], size: dict[int, int],
+                tuning: Tuning) -> bool:
+    """Whether one BLAS call per combination of the ``extra`` labels costs less than one copy of
+    the operand of ``shape`` that would make them fold (and one call do).
+
+    Each call is a thread-pool launch and sync in a threaded BLAS, and its matrices are thinner:
+    ``dega,gfbc->abcdef`` (extents 16-24) split into 384 calls took 0.7 s on a busy machine
+    against 0.09 s for a copy of the 0.2-million-element operand and one call (numpy's tensordot
+    does the same); a few calls are cheaper than a copy (see ``Tuning.blas_call_ns``).
+    """
+    calls = math.prod(size[lab] for lab in extra)
+    return calls * tuning.blas_call_ns < math.prod(shape) * tuning.copy_ns
+
+
 def _blas_pays(inputs: list[Labelled], out_labels: tuple[int, ...],
                tuning: Tuning = DEFAULT) -> bool:
     """Whether a ``'blas'`` step runs through matmul (else the strided kernel runs it).
@@ -616,7 +634,7 @@ def _blas_pays(inputs: list[Labelled], out_labels: tuple[int, ...],
     """
     (a, la), (b, lb) = inputs
     copied, flops = _blas_cost(la, a.shape, a.strides, lb, b.shape, b.strides, out_labels,
-                               a.itemsize, tuning.min_split_work)
+                               a.itemsize, tuning)
     if not copied:
         return True
     blas_ns = tuning.copy_ns * copied + flops / tuning.blas_flops_per_ns
@@ -627,11 +645,11 @@ def _blas_pays(inputs: list[Labelled], out_labels: tuple[int, ...],
 def _blas_cost(
     la: tuple[int, ...], a_shape: tuple[int, ...], a_strides: tuple[int, ...],
     lb: tuple[int, ...], b_shape: tuple[int, ...], b_strides: tuple[int, ...],
-    out_labels: tuple[int, ...], item: int, min_split_work: int,
+    out_labels: tuple[int, ...], item: int, tuning: Tuning,
 ) -> tuple[int, int]:
     """(elements :func:`_blas_product` copies, FLOPs of the product) for this geometry."""
     a_axes, a_stack, b_axes, b_stack, _, stack = _blas_grouping(
-        la, a_shape, a_strides, lb, b_shape, b_strides, out_labels, item, min_split_work)
+        la, a_shape, a_strides, lb, b_shape, b_strides, out_labels, item, tuning)
     copied = 0
     for shape, strides, axes, stacked in ((a_shape, a_strides, a_axes, a_stack),
                                           (b_shape, b_strides, b_axes, b_stack)):

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import contract
 from contract import executor
+from contract._tuning import DEFAULT
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_grouping_splits_free_labels_into_batch_axes():
     labels_a, labels_b = tuple(map(ord, "aebd")), tuple(map(ord, "ce"))
     out = tuple(map(ord, "dcba"))
     grouping = executor._blas_grouping(labels_a, a_shape, a_strides, labels_b, b_shape,
-                                       (8 * 64, 8), out, 8, 1 << 15)
+                                       (8 * 64, 8), out, 8, DEFAULT)
     _, a_stack, _, b_stack, labels, stack = grouping
     assert a_stack == (32, 1024, 64) and b_stack == (1, 64, 32)
     assert labels == (ord("a"), (ord("b"), ord("d")), (ord("c"),)) and stack == (32, 1024, 32)
@@ -118,7 +119,7 @@ def test_small_products_are_not_split():
     a_strides = tuple(8 * s for s in (8 * 4 * 4, 4 * 4, 4, 1))
     grouping = executor._blas_grouping(tuple(map(ord, "aebd")), a_shape, a_strides,
                                        tuple(map(ord, "ce")), b_shape, (64, 8),
-                                       tuple(map(ord, "dcba")), 8, 1 << 15)
+                                       tuple(map(ord, "dcba")), 8, DEFAULT)
     assert grouping[1] == (64, 8)  # one matrix product on a copied operand
 
 
@@ -131,3 +132,20 @@ def test_stride_zero_and_size_one_labels():
     c = rng.standard_normal((1, 200, 300))
     assert_matches(contract.einsum("xij,jyk->kiyx", c, b),
                    np.einsum("xij,jyk->kiyx", c, b))
+
+
+def test_many_thin_calls_give_way_to_one_copy():
+    # dega,gfbc->abcdef: d and e do not fold with a (g sits between them); one BLAS call per
+    # (d, e) would be 32 thin calls, so the small operand is copied and one call does it all
+    size = dict(a=8, b=4, c=4, d=8, e=4, f=4, g=8)
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(tuple(size[c] for c in "dega"))
+    b = rng.standard_normal(tuple(size[c] for c in "gfbc"))
+    grouping = executor._blas_grouping(tuple(map(ord, "dega")), a.shape, a.strides,
+                                       tuple(map(ord, "gfbc")), b.shape, b.strides,
+                                       tuple(map(ord, "abcdef")), 8, DEFAULT)
+    _, a_stack, _, b_stack, _, stack = grouping
+    assert a_stack == (8 * 4 * 8, 8) and b_stack == (8, 64) and stack == (256, 64)
+    with tuned(blas_min_flops=0):
+        assert_matches(contract.einsum("dega,gfbc->abcdef", a, b),
+                       np.einsum("dega,gfbc->abcdef", a, b))

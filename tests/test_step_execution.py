@@ -12,6 +12,7 @@ from conftest import assert_matches, make_operand
 
 import contract
 from contract import executor
+from contract._tuning import DEFAULT
 from contract.layout import kernel_dims
 from contract.parser import parse
 from contract.planner import make_plan
@@ -49,7 +50,7 @@ def test_thin_product_needing_a_copy_runs_in_the_kernel():
     assert info.methods == ["blas"]  # the FLOP-based routing
     L = lambda s: tuple(map(ord, s))  # noqa: E731
     copied, flops = executor._blas_cost(L("abcde"), t.shape, t.strides, L("c"), v.shape,
-                                        v.strides, L("abde"), 8, 1 << 15)
+                                        v.strides, L("abde"), 8, DEFAULT)
     assert copied == t.size and flops == 2 * t.size
     assert not executor._blas_pays([(t, L("abcde")), (v, L("c"))], L("abde"))
     assert_matches(contract.einsum(eq, t, v), np.einsum(eq, t, v))
