@@ -474,6 +474,8 @@ CASES: tuple[BenchCase, ...] = (
        dtypes=_FLOAT, note="tensor-times-matrix on the first mode"),
     _c("ttgt_abc_bda", "ttgt", "abc,bda->dc", (48, 64, 96), (64, 80, 48),
        dtypes=("float64", "int64"), note="two contracted labels in different orders"),
+    _c("tccg_dega_gfbc", "ttgt", "dega,gfbc->abcdef", (24, 16, 24, 24), (24, 16, 16, 16),
+       dtypes=_FLOAT, note="TCCG 6-D, one thin contracted label; free labels that do not fold"),
     # --- batched matmul ----------------------------------------------------------------
     _c("bmm", "batched", "bij,bjk->bik", (64, 64, 64), (64, 64, 64),
        dtypes=_ALL, quick=True, matmul=np.matmul),
