@@ -326,3 +326,19 @@ def test_full_four_operands_and_no_optimize():
 
     ops = [make_operand((20, 20), np.float64, "C", rng) for _ in range(3)]
     assert_matches(plain(*ops), np.einsum("ij,jk,kl->il", *ops))
+
+
+def test_compare_njit_family_runs_and_checks_results(capsys, tmp_path, monkeypatch):
+    """``python -m contract compare --njit`` (its tiny case): checked against numpy, timed."""
+    from contract import compare_njit
+
+    monkeypatch.setattr(compare_njit, "TINY_CALLS", 10)
+    path = tmp_path / "njit.json"
+    code = compare_njit.main(["--filter", "^njit_tiny", "--repeat", "1", "--min-sample", "0",
+                              "--json", str(path)])
+    assert code == 0
+    assert "njit_tiny_4x4" in capsys.readouterr().out
+    import json
+
+    (record,) = json.loads(path.read_text())["cases"]
+    assert not record["wrong"] and record["njit"] > 0 and record["baseline_time"] > 0
