@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "explain":
         return explain(rest)
     if command == "compare":
-        from .compare import main as compare_main
+        from .bench.compare import main as compare_main
 
         return compare_main(rest)
     print(usage, file=sys.stderr)

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 import contract
-from contract import bench_cases, compare
-from contract.bench_cases import ALL_DTYPES, CASES, CATEGORIES, check_result, get_case, select
+from contract.bench import cases as bench_cases
+from contract.bench import compare
+from contract.bench.cases import ALL_DTYPES, CASES, CATEGORIES, check_result, get_case, select
 
 ASV_DIR = Path(__file__).resolve().parents[1] / "asv_bench"
 PAIRS = [(case, dtype) for case in CASES for dtype in case.dtypes]

@@ -330,7 +330,7 @@ def test_full_four_operands_and_no_optimize():
 
 def test_compare_njit_family_runs_and_checks_results(capsys, tmp_path, monkeypatch):
     """``python -m contract compare --njit`` (its tiny case): checked against numpy, timed."""
-    from contract import compare_njit
+    from contract.bench import compare_njit
 
     monkeypatch.setattr(compare_njit, "TINY_CALLS", 10)
     path = tmp_path / "njit.json"

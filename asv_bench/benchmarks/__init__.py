@@ -1,3 +1,3 @@
-"""asv benchmarks for contract; the cases come from ``contract.bench_cases``."""
+"""asv benchmarks for contract; the cases come from ``contract.bench.cases``."""
 
 __all__: list[str] = []

@@ -1,4 +1,4 @@
-"""Steady-state timings of contract and its baselines on every case of ``contract.bench_cases``.
+"""Steady-state timings of contract and its baselines on every case of ``contract.bench.cases``.
 
 One class per category; each is parameterized over the category's case names and all dtypes.
 Combinations a case does not run for, a matmul baseline for a case that is not a matrix product,
@@ -12,7 +12,11 @@ import numpy as np
 import opt_einsum
 
 import contract
-from contract.bench_cases import ALL_DTYPES, CASES, CATEGORIES, get_case
+
+try:
+    from contract.bench.cases import ALL_DTYPES, CASES, CATEGORIES, get_case
+except ImportError:  # commits from before the contract.bench subpackage
+    from contract.bench_cases import ALL_DTYPES, CASES, CATEGORIES, get_case
 
 __all__ = [
     "Batched",

@@ -17,7 +17,11 @@ import contract
 import contract.parser
 import contract.planner
 from contract import paths
-from contract.bench_cases import get_case
+
+try:
+    from contract.bench.cases import get_case
+except ImportError:  # commits from before the contract.bench subpackage
+    from contract.bench_cases import get_case
 from contract.parser import parse, split_operands
 
 __all__ = ["Networks", "Planning"]

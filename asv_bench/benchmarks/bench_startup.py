@@ -14,7 +14,10 @@ import sys
 import tempfile
 import textwrap
 
-from contract.bench_cases import CASES, get_case
+try:
+    from contract.bench.cases import CASES, get_case
+except ImportError:  # commits from before the contract.bench subpackage
+    from contract.bench_cases import CASES, get_case
 
 __all__ = ["FirstCall", "Import", "Specializations", "kernel_dispatchers"]
 
@@ -61,7 +64,10 @@ def kernel_dispatchers():
 def _first_call_code(case, dtype):
     return textwrap.dedent(
         f"""
-        from contract.bench_cases import get_case
+        try:
+            from contract.bench.cases import get_case
+        except ImportError:
+            from contract.bench_cases import get_case
         _case = get_case({case!r})
         _operands = _case.make_operands({dtype!r})
         import contract

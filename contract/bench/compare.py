@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from contract.bench_cases import (
+from contract.bench.cases import (
     ALL_DTYPES,
     NETWORK_CATEGORY,
     BenchCase,
@@ -807,6 +807,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--filter", metavar="REGEX", help="only cases whose name matches REGEX")
     parser.add_argument(
+        "--njit",
+        action="store_true",
+        help="run the family of calls from inside @njit code instead (its own options: "
+        "--filter, --repeat, --min-sample, --json)",
+    )
+    parser.add_argument(
         "--dtype",
         action="append",
         metavar="DTYPE",
@@ -880,9 +886,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     tiny_gemm           float64     tiny         ij,jk->ik  (4, 4), (4, 4)  matmul
     0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--njit" in argv:  # a case family of its own: calls from inside @njit code
+        from contract.bench.compare_njit import main as njit_main
+
+        return njit_main([a for a in argv if a != "--njit"])
     parser = _parser()
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help or a usage error: return instead of exiting
         return int(exc.code or 0)
 
