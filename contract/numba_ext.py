@@ -45,7 +45,7 @@ from numba.np.numpy_support import as_dtype
 from .kernels._jit import jit
 from .kernels.gemm import gemm_serial
 from .kernels.sum_products import sum_products_serial
-from .parser import label_name, parse
+from .parser import label_name, parse, parse_structure
 
 __all__ = ["register_numpy_einsum", "chosen_order", "kernel_dims_arrays", "MAX_OPERANDS"]
 
@@ -448,7 +448,7 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     """The source of the implementation for one call signature, and its globals."""
     ndims = [t.ndim for t in ops]
     try:
-        eq = parse(subscripts, [(1,) * nd for nd in ndims])
+        structure = parse_structure(subscripts, ndims)
     except (ValueError, TypeError) as exc:
         raise TypingError(f"contract.einsum({subscripts!r}): {exc}") from None
     in_dtypes = [as_dtype(t.dtype) for t in ops]
@@ -467,17 +467,17 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     if not _is_none(out_t):
         if not isinstance(out_t, types.Array):
             raise TypingError(f"contract.einsum: out= must be an array, got {out_t}")
-        if out_t.ndim != len(eq.output):
+        if out_t.ndim != len(structure.output):
             raise TypingError(f"contract.einsum: out= has {out_t.ndim} dimensions but the result "
-                              f"has {len(eq.output)}")
+                              f"has {len(structure.output)}")
         if not np.can_cast(result, as_dtype(out_t.dtype), casting="safe"):
             raise TypingError(f"contract.einsum: cannot cast the result from {result} to out's "
                               f"dtype {as_dtype(out_t.dtype)} according to the rule 'safe'")
-    labels = sorted({lab for term in eq.terms for lab in term} | set(eq.output))
+    labels = sorted({lab for term in structure.terms for lab in term} | set(structure.output))
     index = {lab: i for i, lab in enumerate(labels)}
     names = [label_name(lab) for lab in labels]
-    terms = [[index[lab] for lab in term] for term in eq.terms]
-    output = [index[lab] for lab in eq.output]
+    terms = [[index[lab] for lab in term] for term in structure.terms]
+    output = [index[lab] for lab in structure.output]
     n_labels = len(labels)
     g: dict[str, Any] = {
         "np": np, "_size_error": _size_error, "_same_error": _same_error,

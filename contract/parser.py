@@ -31,10 +31,13 @@ import numpy as np
 
 __all__ = [
     "Equation",
+    "Structure",
+    "bind_sizes",
     "label_char",
     "label_name",
     "parse",
     "parse_cached",
+    "parse_structure",
     "relabel_sublists",
     "split_operands",
     "symbol_names",
@@ -95,6 +98,28 @@ class Equation:
         names = symbol_names(self.terms)
         lhs = ",".join("".join(names[lab] for lab in term) for term in self.terms)
         return lhs + "->" + "".join(names[lab] for lab in self.output)
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What subscripts say once the operand ranks are known, before any size is bound.
+
+    This is all that Numba's typing knows of a call (ranks and dtypes): the njit backend plans
+    from it, and :func:`bind_sizes` turns it into an :class:`Equation` for given shapes.
+
+    Attributes
+    ----------
+    terms : tuple of tuple of int
+        One tuple of labels per operand, in axis order (repeated labels kept, ``...`` expanded).
+    output : tuple of int
+        The labels of the result, in axis order (no repeats).
+    implicit : bool
+        True when the subscripts had no ``->``.
+    """
+
+    terms: tuple[tuple[int, ...], ...]
+    output: tuple[int, ...]
+    implicit: bool
 
 
 def symbol_names(terms: Sequence[Sequence[int]]) -> dict[int, str]:
@@ -278,6 +303,39 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
     >>> eq.to_string()
     'ij,jk->ik'
     """
+    structure = parse_structure(subscripts, [len(shape) for shape in shapes])
+    return bind_sizes(structure, shapes)
+
+
+def parse_structure(subscripts: Any, ranks: Sequence[int]) -> Structure:
+    """Parse and validate einsum subscripts against the operand ranks alone (no sizes).
+
+    Parameters
+    ----------
+    subscripts : str or tuple
+        As for :func:`parse`.
+    ranks : sequence of int
+        The number of dimensions of each operand.
+
+    Returns
+    -------
+    Structure
+        The terms with ``...`` expanded into broadcast labels, and the output labels.
+
+    Raises
+    ------
+    ValueError
+        For malformed subscripts, a wrong number of operands, an unknown output label, an output
+        label given twice, or a term whose length does not match its operand's rank.
+    TypeError
+        For subscripts that are neither a string nor sublists.
+
+    Examples
+    --------
+    >>> s = parse_structure("...ij,jk", [3, 2])
+    >>> [len(term) for term in s.terms], len(s.output), s.implicit
+    ([3, 2], 3, True)
+    """
     # ---- split into raw terms -------------------------------------------------------------
     if isinstance(subscripts, str):
         text = subscripts
@@ -304,45 +362,45 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
     else:
         raise TypeError("einsum(): subscripts must be a string or the sublist form")
 
-    if len(raw_terms) < len(shapes):
+    if len(raw_terms) < len(ranks):
         raise ValueError(
             f"more operands provided to einstein sum function than specified in the "
-            f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)"
+            f"subscripts string ({len(ranks)} operands, {len(raw_terms)} terms)"
         )
-    if len(raw_terms) > len(shapes):
+    if len(raw_terms) > len(ranks):
         raise ValueError(
             f"fewer operands provided to einstein sum function than specified in the "
-            f"subscripts string ({len(shapes)} operands, {len(raw_terms)} terms)"
+            f"subscripts string ({len(ranks)} operands, {len(raw_terms)} terms)"
         )
 
     # ---- expand ellipses ------------------------------------------------------------------
     n_broadcast = 0
-    for k, (labels, shape) in enumerate(zip(raw_terms, shapes)):
+    for k, (labels, rank) in enumerate(zip(raw_terms, ranks)):
         n_named = sum(lab is not None for lab in labels)
         if None in labels:
-            if n_named > len(shape):
+            if n_named > rank:
                 raise ValueError(
                     f"einstein sum subscripts for operand {k} has {n_named} labels "
-                    f"but the operand has only {len(shape)} dimensions"
+                    f"but the operand has only {rank} dimensions"
                 )
-            n_broadcast = max(n_broadcast, len(shape) - n_named)
-        elif n_named != len(shape):
-            if n_named < len(shape):
+            n_broadcast = max(n_broadcast, rank - n_named)
+        elif n_named != rank:
+            if n_named < rank:
                 raise ValueError(
-                    f"operand {k} has more dimensions ({len(shape)}) than subscripts "
+                    f"operand {k} has more dimensions ({rank}) than subscripts "
                     f"given in einstein sum ({n_named}), but no '...' ellipsis "
                     f"provided to broadcast the extra dimensions."
                 )
             raise ValueError(
                 f"einstein sum subscripts for operand {k} has more subscripts "
-                f"({n_named}) than dimensions in the operand ({len(shape)})"
+                f"({n_named}) than dimensions in the operand ({rank})"
             )
 
     terms: list[tuple[int, ...]] = []
-    for labels, shape in zip(raw_terms, shapes):
+    for labels, rank in zip(raw_terms, ranks):
         if None in labels:
             pos = labels.index(None)
-            k_here = len(shape) - (len(labels) - 1)
+            k_here = rank - (len(labels) - 1)
             ell = tuple(range(n_broadcast - k_here, n_broadcast))
             terms.append(tuple(labels[:pos]) + ell + tuple(labels[pos + 1 :]))  # type: ignore[arg-type]
         else:
@@ -380,8 +438,30 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
                 f"'...' ellipsis provided to broadcast the extra dimensions."
             )
         output = tuple(out)
+    return Structure(tuple(terms), output, implicit)
 
-    # ---- sizes ----------------------------------------------------------------------------
+
+
+def bind_sizes(structure: Structure, shapes: Sequence[tuple[int, ...]]) -> Equation:
+    """The :class:`Equation` of ``structure`` for operands of these shapes.
+
+    ``shapes`` must have the ranks the structure was parsed with.
+
+    Raises
+    ------
+    ValueError
+        When a label's sizes do not agree (and are not 1), within an operand (a repeated label)
+        or across operands, or when the shapes do not have the structure's ranks.
+
+    Examples
+    --------
+    >>> bind_sizes(parse_structure("ij,jk", [2, 2]), [(2, 3), (3, 4)]).size_dict[ord("j") + 64]
+    3
+    """
+    terms, output = structure.terms, structure.output
+    if len(shapes) != len(terms) or any(len(t) != len(s) for t, s in zip(terms, shapes)):
+        raise ValueError("bind_sizes: the shapes do not have the ranks the subscripts were "
+                         "parsed with")
     sizes: dict[int, int] = {}
     for k, (term, shape) in enumerate(zip(terms, shapes)):
         seen: dict[int, int] = {}
@@ -402,7 +482,7 @@ def parse(subscripts: Any, shapes: Sequence[tuple[int, ...]]) -> Equation:
                 )
     for lab in output:
         sizes.setdefault(lab, 1)
-    return Equation(tuple(terms), output, tuple(sorted(sizes.items())), implicit)
+    return Equation(terms, output, tuple(sorted(sizes.items())), structure.implicit)
 
 
 def parse_cached(subscripts: Any, shapes: tuple[tuple[int, ...], ...]) -> Equation:
