@@ -213,6 +213,39 @@ def test_cache_true_second_process_loads(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "r0.npy"), a @ b @ b.T)
 
 
+_NO_SCIPY = """
+import sys
+sys.modules["scipy"] = None  # as if SciPy were not installed: importing it fails
+import numba
+import numpy as np
+import contract
+from contract import numba_ext
+
+@numba.njit
+def product(a, b):
+    return contract.einsum("ij,jk->ik", a, b)
+
+a = np.arange(1200.0).reshape(30, 40) / 7
+b = np.arange(800.0).reshape(40, 20) / 3  # 24,000 multiply-adds: a GEMM step
+np.save(sys.argv[1], product(a, b))
+print(numba_ext._HAVE_SCIPY, numba_ext._gemm_function().__name__)
+"""
+
+
+def test_gemm_step_without_scipy_runs_the_blocked_kernel(tmp_path):
+    """Without SciPy (Numba's np.dot needs it) a GEMM step inside njit runs gemm_serial."""
+    (tmp_path / "no_scipy.py").write_text(_NO_SCIPY)
+    proc = subprocess.run([sys.executable, str(tmp_path / "no_scipy.py"), str(tmp_path / "r.npy")],
+                          env=dict(os.environ), cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "_gemm_kernel"]
+    assert ne._GEMM_MIN_WORK <= 30 * 40 * 20
+    a = np.arange(1200.0).reshape(30, 40) / 7
+    b = np.arange(800.0).reshape(40, 20) / 3
+    np.testing.assert_allclose(np.load(tmp_path / "r.npy"), a @ b, rtol=1e-13)
+
+
 def test_register_numpy_einsum():
     ne.register_numpy_einsum()
     ne.register_numpy_einsum()  # idempotent
