@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ._tuning import _state as _tuning_state
+from ._tuning import clear_on_change
 
 __all__ = ["Runner", "RunnerCache", "operand_key"]
 
@@ -24,24 +24,18 @@ class RunnerCache:
 
     The module-level cache of :mod:`contract._call` serves ``einsum`` and ``contract``; each
     ``ContractExpression`` owns another. Runners were planned with the settings current when they
-    were stored (:mod:`contract._tuning`): when those change, the cache starts over.
+    were stored (:mod:`contract._tuning`): when those change, :mod:`contract._tuning` clears it.
     """
 
-    __slots__ = ("maxsize", "_runners", "_generation")
+    __slots__ = ("maxsize", "_runners", "__weakref__")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self._runners: dict[tuple, Runner] = {}
-        self._generation = _tuning_state["generation"]
-
-    def _check_generation(self) -> None:
-        if self._generation != _tuning_state["generation"]:
-            self._runners.clear()
-            self._generation = _tuning_state["generation"]
+        clear_on_change(self)
 
     def get(self, key: tuple | None) -> Runner | None:
         """The runner stored under ``key`` (None for no key or an unknown one)."""
-        self._check_generation()
         return self._runners.get(key)
 
     def lookup(self, subscripts: Any, optimize: Any, use_blas: bool, operands: Sequence[Any],
@@ -52,8 +46,10 @@ class RunnerCache:
         An explicit path given as a list (numpy's ``einsum_path`` gives one) is keyed by its
         items. A call in the interleaved form is keyed by its sublists, and by
         ``hashable_labels`` (``contract`` takes labels that ``einsum`` refuses)."""
-        self._check_generation()
         try:
+            if type(subscripts) is str and type(optimize) is not list:  # the common call
+                key = (subscripts, type(optimize), optimize, use_blas, operand_key(operands))
+                return key, self._runners.get(key)
             if type(optimize) is list:
                 optimize = (list, *optimize)
             if type(subscripts) is not str:  # the interleaved form: op, sublist, op, ...

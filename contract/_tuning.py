@@ -12,11 +12,13 @@ No Numba and no other module of the package is imported here.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Tuning", "DEFAULT", "current", "set_current", "use", "generation"]
+__all__ = ["Tuning", "DEFAULT", "current", "set_current", "use", "generation", "clear_on_change"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class Tuning:
 DEFAULT = Tuning()
 
 _state = {"current": DEFAULT, "generation": 0}
+# caches of runners planned with the current settings, cleared when they change (weakly held)
+_caches: weakref.WeakSet = weakref.WeakSet()
 
 
 def current() -> Tuning:
@@ -137,11 +141,19 @@ def generation() -> int:
     return _state["generation"]
 
 
+def clear_on_change(cache: Any) -> None:
+    """Have ``cache.clear()`` called whenever the current settings change (so that a per-call
+    cache needs no check of its own on every call); the cache is held weakly."""
+    _caches.add(cache)
+
+
 def set_current(tuning: Tuning) -> Tuning:
     """Make ``tuning`` the current settings from now on; returns the previous ones."""
     previous = _state["current"]
     _state["current"] = tuning
     _state["generation"] += 1
+    for cache in list(_caches):
+        cache.clear()
     return previous
 
 
