@@ -242,6 +242,7 @@ class _Graph:
             block = da.blockwise(
                 _block_step, out_index, *args,
                 dtype=self.comp, adjust_chunks=dict.fromkeys(extra, 1), concatenate=True,
+                align_arrays=False,  # aligned once, in __init__; every step keeps the chunks
                 name=f"contract-step{k}-" + _token(step, inputs),
                 step=step, terms=tuple(term for _, term in inputs), n_extra=len(extra),
                 tuning=tuning)
