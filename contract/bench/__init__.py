@@ -1,0 +1,1 @@
+"""Benchmark tooling (not imported by the engine)."""
