@@ -36,7 +36,13 @@ from .layout import labelled_view
 from .parser import Equation, label_name, parse_cached, symbol_names
 from .planner import Plan, Step, make_plan
 
-__all__ = ["evaluate", "path_info", "DaskPathInfo"]
+__all__ = ["evaluate", "path_info", "DaskPathInfo", "GATHER_MIN_INTENSITY"]
+
+#: multiply-adds per gathered input element from which a step gathers its summed labels' blocks
+#: into one task (see ``_Graph._tree_reduced``): ``ij,jk->ik`` on 400-blocks of a 1600-long
+#: ``j`` does 200 and ran 1.8x faster gathered; a thin ``kl,lm->km`` (m = 8) does 8 and ran
+#: faster with partial sums
+GATHER_MIN_INTENSITY = 32
 
 
 def _dask_array() -> Any:
@@ -191,6 +197,7 @@ class _Graph:
                  path_only: bool) -> None:
         import dask
         from dask.array.core import unify_chunks
+        from dask.utils import parse_bytes
 
         da = _dask_array()
         self.eq, self.result = eq, result
@@ -200,6 +207,7 @@ class _Graph:
         ops = [a if isinstance(a, da.Array) else da.from_array(a, chunks=a.shape or ())
                for a in arrays]
         tolerance = float(dask.config.get("array.chunk-size-tolerance", 1.25))
+        self.gather_bytes = parse_bytes(dask.config.get("array.chunk-size", "128MiB")) // 2
         cut = _output_chunks(eq, [op.chunks for op in ops], tolerance)
         if cut:
             ops = [op.rechunk({axis: cut[lab] for axis, lab in enumerate(term)
@@ -236,7 +244,8 @@ class _Graph:
         work = list(zip(self.ops, eq.terms))
         for k, step in enumerate(self.plan.steps):
             inputs = [work[p] for p in step.operands]
-            extra = _split_labels(step, inputs)
+            extra = self._tree_reduced(step, [term for _, term in inputs],
+                                       _split_labels(step, inputs))
             out_index = step.output + extra
             args = [item for arr, term in inputs for item in (arr, term)]
             block = da.blockwise(
@@ -258,6 +267,32 @@ class _Graph:
             work.append((block, step.output))
         return work[0][0]
 
+    def _tree_reduced(self, step: Step, terms: Sequence[tuple[int, ...]],
+                      split: tuple[int, ...]) -> tuple[int, ...]:
+        """The summed labels in several blocks that stay block axes of partial results and are
+        tree-reduced: all of ``split``, unless gathering them pays; then none.
+
+        Gathered, a task takes every block along those labels, concatenated: one BLAS call or
+        kernel run per output block instead of one per block of the summed labels, no partial
+        results and no reduction, at the price of copying its inputs together. That pays for a
+        step with much arithmetic per gathered element (at least :data:`GATHER_MIN_INTENSITY`
+        multiply-adds: a matrix product with large output blocks, not a thin or
+        matrix-vector-shaped one, which only streams its operands) whose gathered inputs fit
+        in half of dask's ``array.chunk-size``.
+        """
+        if not split:
+            return ()
+        big = {lab: max(c, default=0) for lab, c in self.chunks.items()}
+        full = self.eq.size_dict
+        extent = {lab: full[lab] if lab in split else big[lab]
+                  for term in terms for lab in term}
+        gathered = sum(math.prod(extent[lab] for lab in dict.fromkeys(term)) for term in terms)
+        loop = math.prod(extent.values())
+        if (gathered * self.comp.itemsize <= self.gather_bytes
+                and loop >= GATHER_MIN_INTENSITY * gathered):
+            return ()
+        return split
+
     def step_layout(self) -> list[tuple[tuple[int, ...], tuple[int, ...], int]]:
         """Per step: its block grid (blocks per label, output labels then summed ones), the
         summed labels split over blocks (added by the tree reduction), and the bytes one task
@@ -269,9 +304,12 @@ class _Graph:
         for step in self.plan.steps:
             step_terms = [terms[p] for p in step.operands]
             labels = list(dict.fromkeys(lab for t in step_terms for lab in t))
-            grid = tuple(len(self.chunks[lab]) for lab in labels)
-            extra = tuple(lab for lab in step.summed if len(self.chunks[lab]) > 1)
-            held = sum(math.prod(big[lab] for lab in t) for t in step_terms)
+            extra = self._tree_reduced(
+                step, step_terms, tuple(lab for lab in step.summed if len(self.chunks[lab]) > 1))
+            gathered = [lab for lab in step.summed if lab not in extra]
+            grid = tuple(1 if lab in gathered else len(self.chunks[lab]) for lab in labels)
+            held = sum(math.prod(self.eq.size_dict[lab] if lab in gathered else big[lab]
+                                 for lab in t) for t in step_terms)
             held += math.prod(big[lab] for lab in step.output)
             layout.append((tuple(zip(labels, grid)), extra, held * item))
             if step.in_place:

@@ -67,12 +67,23 @@ CASES = [
 ]
 
 
+# summed labels over several blocks: gathered into one task per output block (forced here by
+# GATHER_MIN_INTENSITY = 0), or kept as block axes of partial results and tree-reduced (forced
+# by a tiny chunk-size budget)
+TREE = {"array.chunk-size": "1kiB"}
+
+
+@pytest.mark.parametrize("mode", ["gathered", "tree"])
 @pytest.mark.parametrize("equation,shapes,chunks", CASES, ids=[c[0] for c in CASES])
-def test_matches_numpy_on_uneven_chunks(equation, shapes, chunks):
+def test_matches_numpy_on_uneven_chunks(equation, shapes, chunks, mode, monkeypatch):
+    from contract import dask_backend
+
+    monkeypatch.setattr(dask_backend, "GATHER_MIN_INTENSITY", 0)
     rng = _rng()
     arrays = [_operand(rng, s, np.float64) for s in shapes]
     lazy = [da.from_array(a, chunks=c) for a, c in zip(arrays, chunks)]
-    got = contract.einsum(equation, *lazy)
+    with dask.config.set(TREE if mode == "tree" else {}):
+        got = contract.einsum(equation, *lazy)
     assert isinstance(got, da.Array)
     _close(got.compute(scheduler="threads"), np.einsum(equation, *arrays), np.float64)
 
@@ -151,16 +162,20 @@ def test_building_the_graph_computes_nothing():
         calls.append(block.shape)
         return block
 
-    x = da.random.default_rng(0).random((20, 30), chunks=(7, 11)).map_blocks(
+    x = da.random.default_rng(0).random((160, 192), chunks=(80, 64)).map_blocks(
         counted, meta=np.empty((0, 0)))
-    y = da.random.default_rng(1).random((30, 6), chunks=(11, 4))
+    y = da.random.default_rng(1).random((192, 160), chunks=(64, 80))
     with dask.config.set(scheduler=_refuse):
         lazy = contract.einsum("ij,jk->ik", x, y, split_every=2)
-        lazy = contract.contract("ij,jk,k->i", x, y, np.ones(6))
+        lazy = contract.contract("ij,jk,k->i", x, y, np.ones(160))
         path, info = contract.contract_path("ij,jk->ik", x, y)
+        with dask.config.set(TREE):
+            _, tree = contract.contract_path("ij,jk->ik", x, y)
     assert calls == [] and isinstance(lazy, da.Array)
     assert path == [(0, 1)]
-    assert info.tasks[0] == 3 * 3 * 2 and info.reduced == [("j",)]
+    # j (3 blocks) gathered: 2 x 2 tasks, 80 x 192 x 80 multiply-adds each
+    assert info.tasks == [2 * 2] and info.reduced == [()]
+    assert tree.tasks == [2 * 3 * 2] and tree.reduced == [("j",)]
     assert "block grid" in str(info) and "bytes/task" in str(info)
 
 
@@ -169,7 +184,8 @@ def test_split_every_and_zero_size():
     a = rng.random((5, 64))
     x = da.from_array(a, chunks=(5, 4))
     for split_every in (None, 2, {1: 3}):
-        got = contract.einsum("ij,ij->i", x, x, split_every=split_every)
+        with dask.config.set(TREE):
+            got = contract.einsum("ij,ij->i", x, x, split_every=split_every)
         _close(got.compute(), np.einsum("ij,ij->i", a, a), np.float64)
     empty = da.from_array(np.ones((10, 10)), chunks=5)[:0]
     got = contract.einsum("ca,ca->c", empty, empty)
