@@ -7,10 +7,11 @@ Registered in :data:`contract._backends.BACKENDS` and imported on first use only
 when the graph is built. The order of contractions is planned by the same planner on the global
 shapes; each step of the plan becomes one :func:`dask.array.blockwise` whose task runs
 :func:`contract.executor.run_step` on its blocks, serially (``parallel=False``, one BLAS thread):
-the scheduler's threads or workers are the parallelism. A label summed over several blocks stays
-a block axis of the step's partial results, which dask's tree reduction then adds up
-(``split_every``). Dtypes the kernels do not run (object, strings, long double) go to
-:func:`dask.array.einsum`.
+the scheduler's threads or workers are the parallelism. A label summed over several blocks is
+either gathered (each task concatenates every block along it: compute-heavy steps whose gathered
+inputs are small) or stays a block axis of the step's partial results, which dask's tree
+reduction then adds up (``split_every``). Dtypes the kernels do not run (object, strings, long
+double) go to :func:`dask.array.einsum`.
 
 Chunks: the operands' chunks are first split along output labels when the result's blocks would
 otherwise be much larger than the largest input block (:func:`_output_chunks`, the rule
