@@ -1,11 +1,13 @@
 """The dask case family: contract on dask arrays against ``dask.array.einsum(..., optimize=True)``
 and ``opt_einsum.contract(..., backend='dask')``, on a LocalCluster of 2 workers x 1 thread.
 
-Operands are created on the workers and persisted there before timing; each timed run builds the
-graph and computes the result into the client process. Every method's result is checked against
-``numpy.einsum`` (on the same operands, gathered once) before anything is timed; the methods are
-then timed interleaved, round by round, and the median of each is reported, with per-case ratios
-and geometric means.
+Each method runs on a cluster of its own (a method's run must not pay for what another left in
+the workers). Operands are created on the workers (the same values on every cluster) and
+persisted there before timing; each timed run builds the graph and computes the result into the
+client process. Every method's result is checked against ``numpy.einsum`` (on the operands,
+gathered once) before anything is timed; the methods are then timed interleaved, round by round
+(the order rotating), and the median of each is reported, with per-case ratios and geometric
+means.
 
 ``main(argv)`` is the command (wired as ``python -m contract compare --dask``)::
 
@@ -15,6 +17,8 @@ and geometric means.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import math
 import re
@@ -104,28 +108,41 @@ def _close(got: np.ndarray, want: np.ndarray, dtype: str) -> bool:
     return bool(np.allclose(got, want, rtol=1e-9, atol=1e-9 * scale))
 
 
-def run_cases(cases: Sequence[DaskCase], client: Any, repeat: int,
+def run_cases(cases: Sequence[DaskCase], clients: dict[str, Any], repeat: int,
               progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Check, then time every case on ``client``; one record per case."""
+    """Check, then time every case; one record per case.
+
+    ``clients`` maps each method to the client of its own cluster: a method never runs on
+    workers another method has run on (after one ``dask.array.einsum`` run of ``chain5_vec``,
+    every later run of any method on the same workers took 1.9-2.7x as long). The methods are
+    timed interleaved, round by round, the order rotating.
+    """
+    from distributed import wait
+
     methods = _methods()
+    names = list(methods)
     records = []
     for case in cases:
-        ops = [op.persist() for op in _operands(case)]
-        from distributed import wait
-
-        wait(ops)
-        local = [client.compute(op).result() for op in ops]
+        ops = {}
+        for name, client in clients.items():
+            ops[name] = [client.persist(op) for op in _operands(case)]
+            wait(ops[name])
+        first = clients[names[0]]
+        local = [first.compute(op).result() for op in ops[names[0]]]
         want = np.einsum(case.equation, *local, optimize=True)
         del local
         for name, method in methods.items():
-            got = client.compute(method(case.equation, *ops)).result()
+            got = clients[name].compute(method(case.equation, *ops[name])).result()
             if not _close(np.asarray(got), want, case.dtype):
                 raise AssertionError(f"{case.name}: {name} differs from numpy.einsum")
+        del got, want
         times: dict[str, list[float]] = {name: [] for name in methods}
-        for _ in range(repeat):
-            for name, method in methods.items():
+        for round_ in range(repeat):
+            for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+                client = clients[name]
+                client.run(gc.collect)
                 start = time.perf_counter()
-                client.compute(method(case.equation, *ops)).result()
+                client.compute(methods[name](case.equation, *ops[name])).result()
                 times[name].append(time.perf_counter() - start)
         medians = {name: statistics.median(ts) for name, ts in times.items()}
         record = {"case": case.name, "family": case.family, "equation": case.equation,
@@ -174,8 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="contract on dask arrays vs dask.array.einsum and opt_einsum's dask "
                     "backend, on a LocalCluster of 2 workers x 1 thread (loopback)")
     parser.add_argument("--filter", default="", help="only cases whose name matches REGEX")
-    parser.add_argument("--repeat", type=int, default=5, help="timed rounds (median)")
-    parser.add_argument("--quick", action="store_true", help="3 rounds")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds (median)")
+    parser.add_argument("--quick", action="store_true", help="1 round")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", default=None, help="write the records to FILE")
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -186,15 +203,19 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     cases = [c for c in CASES if re.search(args.filter, c.name)]
-    repeat = 3 if args.quick else args.repeat
+    repeat = 1 if args.quick else args.repeat
     warnings.simplefilter("ignore")  # dask's PerformanceWarning for the baselines' rechunks
-    with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        print(f"LocalCluster: {args.workers} workers x 1 thread; medians of {repeat} "
-              f"interleaved rounds; results checked against numpy.einsum first")
+    with contextlib.ExitStack() as stack:
+        clients = {}
+        for name in METHODS:  # one cluster per method (see run_cases)
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None))
+            clients[name] = stack.enter_context(distributed.Client(cluster))
+        print(f"LocalCluster per method: {args.workers} workers x 1 thread; medians of "
+              f"{repeat} interleaved rounds; results checked against numpy.einsum first")
         print(_header())
-        records = run_cases(cases, client, repeat)
+        records = run_cases(cases, clients, repeat)
     print(summary(records))
     if args.json:
         with open(args.json, "w") as fh:
