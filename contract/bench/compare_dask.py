@@ -114,7 +114,8 @@ def run_cases(cases: Sequence[DaskCase], clients: dict[str, Any], repeat: int,
 
     ``clients`` maps each method to the client of its own cluster: a method never runs on
     workers another method has run on (after one ``dask.array.einsum`` run of ``chain5_vec``,
-    every later run of any method on the same workers took 1.9-2.7x as long). The methods are
+    every later run of any method on the same workers took 1.9-2.7x as long; after the workers
+    sent the operands to the client, 1.5-2.9x). The methods are
     timed interleaved, round by round, the order rotating.
     """
     from distributed import wait
@@ -127,8 +128,11 @@ def run_cases(cases: Sequence[DaskCase], clients: dict[str, Any], repeat: int,
         for name, client in clients.items():
             ops[name] = [client.persist(op) for op in _operands(case)]
             wait(ops[name])
-        first = clients[names[0]]
-        local = [first.compute(op).result() for op in ops[names[0]]]
+        # the reference from the same operands made here (the same values), not gathered from
+        # a cluster: sending operands to the client left those workers slower afterwards
+        import dask
+
+        local = dask.compute(*_operands(case), scheduler="threads")
         want = np.einsum(case.equation, *local, optimize=True)
         del local
         for name, method in methods.items():
