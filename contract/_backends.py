@@ -19,7 +19,7 @@ __all__ = ["BACKENDS", "infer_backend", "backend_module"]
 
 # the root package of an operand's type -> the module that runs calls on such operands; each
 # module provides ``evaluate(call)`` (see contract._call.Request)
-BACKENDS: dict[str, str] = {}
+BACKENDS: dict[str, str] = {"dask": "contract.dask_backend"}
 
 _ROOTS: dict[type, str] = {}  # the root package of each operand type seen (types are few)
 

@@ -77,17 +77,21 @@ class Request:
     optimize: Any
     memory_limit: Any
     use_blas: bool
+    #: dask's ``split_every`` for the tree reductions of labels summed over several blocks
+    split_every: Any = None
 
 
 def evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, order: Any,
              casting: Any, optimize: Any, memory_limit: Any, use_blas: bool,
-             key: tuple | None = None, hashable_labels: bool = False) -> Any:
+             key: tuple | None = None, hashable_labels: bool = False,
+             split_every: Any = None) -> Any:
     """Validate a call of :func:`~contract.einsum` or :func:`~contract.contract`, then run it.
 
     ``subscripts, *operands`` are einsum's positional arguments. ``key`` is the fast-path key of
     a call with default keywords (None otherwise); the runner this call decides on is stored
     under it when the operands are plain arrays. ``hashable_labels`` (contract's interleaved
-    form) allows opt_einsum's hashable sublist labels.
+    form) allows opt_einsum's hashable sublist labels. ``split_every`` goes to a backend that
+    reduces over blocks (dask); the numpy path ignores it.
     """
     raw_optimize = optimize
     sub, ops = split_operands(arguments(subscripts, operands))
@@ -104,7 +108,8 @@ def evaluate(subscripts: Any, operands: Sequence[Any], out: Any, dtype: Any, ord
     backend = infer_backend(ops)
     if backend != "numpy":
         return backend_module(backend).evaluate(Request(
-            sub, tuple(ops), out, dtype, order, casting, optimize, memory_limit, use_blas))
+            sub, tuple(ops), out, dtype, order, casting, optimize, memory_limit, use_blas,
+            split_every))
     arrays = [np.asarray(op) for op in ops]
     asked = None if dtype is None else np.dtype(dtype)  # delegation gets dtype= as given
     if not _dtypes.runs_natively(arrays, asked):

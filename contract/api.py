@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from . import _dtypes, _njit_entry, _tuning
+from ._backends import backend_module, infer_backend
 from ._call import NO_ARGUMENTS as _NO_ARGUMENTS
 from ._call import RUNNERS, RUNNERS_MAX, evaluate, finish
+from ._call import Request as _Request
 from ._call import arguments as _arguments
 from ._fastpath import Runner, RunnerCache, operand_key
 from ._numpy_compat import check_keywords, check_out, delegate, numpy_loop_applies
@@ -101,7 +103,8 @@ class PathInfo:
 
 def einsum(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | None = None,
            dtype: Any = None,
-           order: str = "K", casting: str = "safe", optimize: Any = True) -> Any:
+           order: str = "K", casting: str = "safe", optimize: Any = True,
+           split_every: Any = None) -> Any:
     """Evaluate the Einstein summation convention on the operands, like :func:`numpy.einsum`.
 
     Semantics are numpy's: implicit and explicit (``->``) modes, ``...`` broadcasting, size-1
@@ -131,12 +134,17 @@ def einsum(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | No
         loop over all labels with no intermediates, as numpy defines it; a name such as
         ``'greedy'`` or ``'optimal'``, an explicit path (numpy's ``['einsum_path', (0, 1), ...]``
         or opt_einsum's), or a PathOptimizer are passed to opt_einsum.
+    split_every : int or dict, optional
+        With dask operands: the fan-in of dask's tree reduction over the blocks of a summed
+        label (as in :func:`dask.array.einsum`). Accepted and ignored for numpy operands.
 
     Returns
     -------
-    ndarray or numpy scalar
+    ndarray, numpy scalar or dask.array.Array
         The result (a numpy scalar when the result is 0-d and ``out`` is not given; a view of the
-        operand, as in numpy, when a single operand is only transposed or has a diagonal taken).
+        operand, as in numpy, when a single operand is only transposed or has a diagonal taken);
+        a lazy dask array when any operand is a dask array (see the "Scaling out with dask"
+        page).
 
     Raises
     ------
@@ -144,11 +152,13 @@ def einsum(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | No
         Malformed subscripts, operand-count or shape mismatches, a wrong ``out`` shape, bad
         ``order``/``casting``/``optimize`` values.
     TypeError
-        Unsafe casts under ``casting``, an ``out`` that is not an ndarray.
+        Unsafe casts under ``casting``, an ``out`` that is not an ndarray, ``out`` with dask
+        operands.
 
     Notes
     -----
-    Object and other non-numeric dtypes are delegated to :func:`numpy.einsum`.
+    Object and other non-numeric dtypes are delegated to :func:`numpy.einsum` (with dask
+    operands, to :func:`dask.array.einsum`).
 
     Examples
     --------
@@ -167,7 +177,8 @@ def einsum(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | No
         key, runner = RUNNERS.lookup(subscripts, optimize, True, operands)
         if runner is not None:
             return runner(*operands) if type(subscripts) is str else runner(subscripts, *operands)
-    return evaluate(subscripts, operands, out, dtype, order, casting, optimize, None, True, key)
+    return evaluate(subscripts, operands, out, dtype, order, casting, optimize, None, True, key,
+                    split_every=split_every)
 
 
 def einsum_path(subscripts: Any = _NO_ARGUMENTS, *operands: Any, optimize: Any = "greedy"
@@ -209,7 +220,8 @@ def einsum_path(subscripts: Any = _NO_ARGUMENTS, *operands: Any, optimize: Any =
 def contract(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | None = None,
              dtype: Any = None,
              order: str = "K", casting: str = "safe", use_blas: bool = True,
-             optimize: Any = "auto", memory_limit: Any = None, backend: str = "auto") -> Any:
+             optimize: Any = "auto", memory_limit: Any = None, backend: str = "auto",
+             split_every: Any = None) -> Any:
     """Evaluate an einsum expression, shaped like :func:`opt_einsum.contract`.
 
     Parameters
@@ -224,11 +236,14 @@ def contract(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | 
     memory_limit : int, 'max_input' or None, optional
         The largest intermediate allowed while planning, in elements.
     backend : str, optional
-        Only ``'auto'``, ``'numpy'`` and ``'contract'`` (all meaning this engine) are accepted.
+        Only ``'auto'``, ``'numpy'`` and ``'contract'`` (all meaning this engine) are accepted;
+        dask operands are recognised by their type whatever the value.
+    split_every : int or dict, optional
+        As for :func:`einsum` (dask operands only; ignored for numpy operands).
 
     Returns
     -------
-    ndarray or numpy scalar
+    ndarray, numpy scalar or dask.array.Array
 
     Examples
     --------
@@ -249,7 +264,7 @@ def contract(subscripts: Any = _NO_ARGUMENTS, *operands: Any, out: np.ndarray | 
         raise ValueError(f"backend: only 'auto', 'numpy' and 'contract' are supported, "
                          f"got {backend!r}")
     return evaluate(subscripts, operands, out, dtype, order, casting, optimize, memory_limit,
-                     use_blas, key, hashable_labels=True)
+                    use_blas, key, hashable_labels=True, split_every=split_every)
 
 
 def contract_path(subscripts: Any = _NO_ARGUMENTS, *operands: Any, optimize: Any = "auto",
@@ -276,7 +291,8 @@ def contract_path(subscripts: Any = _NO_ARGUMENTS, *operands: Any, optimize: Any
     path : list of tuple of int
         The contraction order.
     info : PathInfo
-        The readable report (``print(info)``) and its numbers.
+        The readable report (``print(info)``) and its numbers; for dask operands a
+        ``DaskPathInfo``, whose report adds each step's block grid and bytes per task.
 
     Examples
     --------
@@ -301,6 +317,10 @@ def _contract_path(args: Sequence[Any], optimize: Any, memory_limit: Any, shapes
     optimize, tuple_limit = split_memory_limit(optimize)
     if memory_limit is None:
         memory_limit = tuple_limit
+    if not shapes and infer_backend(ops) != "numpy":  # shapes and chunks only: nothing computed
+        optimize = normalize_optimize(optimize)
+        return backend_module(infer_backend(ops)).path_info(_Request(
+            sub, tuple(ops), None, dtype, "K", "safe", optimize, memory_limit, bool(use_blas)))
     if shapes:
         shape_list = []
         for k, s in enumerate(ops):
@@ -393,6 +413,8 @@ class ContractExpression:
                  order: str = "K", casting: str = "safe", backend: str = "auto") -> Any:
         """Evaluate the expression on the non-constant operands.
 
+        With a dask array among ``arrays`` the result is a lazy dask array (see :func:`einsum`).
+
         Raises
         ------
         ValueError
@@ -417,6 +439,8 @@ class ContractExpression:
                              f"this expression ({self.contraction}) takes {self.num_args} "
                              f"operand(s), got {len(arrays)}")
         order, casting = check_keywords(order, casting)
+        if infer_backend(arrays) != "numpy":
+            return self._other_backend(arrays, out, dtype, order, casting)
         full: list[np.ndarray] = []
         free = iter(arrays)
         for k, shape in enumerate(self.shapes):
@@ -444,6 +468,26 @@ class ContractExpression:
         cacheable = key is not None and all(type(a) is np.ndarray for a in arrays)
         return finish(self._sub, self.equation, full, result, out, dtype, order, casting,
                       self._use_blas, lambda _: plan, self._runners if cacheable else None, key)
+
+    def _other_backend(self, arrays: Sequence[Any], out: Any, dtype: Any, order: str,
+                       casting: str) -> Any:
+        """The call on another backend's arrays (dask): the shapes are checked here, the rest
+        is the backend's."""
+        full: list[Any] = []
+        free = iter(arrays)
+        for k, shape in enumerate(self.shapes):
+            if k in self._const_arrays:
+                full.append(self._const_arrays[k])
+                continue
+            arr = next(free)
+            if tuple(np.shape(arr)) != shape:
+                raise ValueError(f"Internal error while evaluating `ContractExpression`: operand "
+                                 f"{k} of this expression ({self.contraction}) must have shape "
+                                 f"{shape}, got {tuple(np.shape(arr))}")
+            full.append(arr)
+        return backend_module(infer_backend(full)).evaluate(_Request(
+            self._sub, tuple(full), out, dtype, order, casting, self._optimize,
+            self._memory_limit, self._use_blas))
 
     def __repr__(self) -> str:
         return f"<ContractExpression('{self.contraction}')>"

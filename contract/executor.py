@@ -569,11 +569,14 @@ def _blas_grouping(
     n = by_stride([lab for lab in lb if lab not in la and size[lab] > 1], sb)
     k = [lab for lab in la if lab in lb and lab not in out_labels and size[lab] > 1]
     # one order of the summed labels for both operands: one that folds in both if there is one,
-    # else the one that folds in the larger operand (the smaller one is copied)
+    # else the one that folds in the larger operand (the smaller one is copied), else the one
+    # that folds in the smaller (the larger is copied either way: 'abc,dca->bd' copies one
+    # operand, not both)
     orders = [by_stride(k, sa), by_stride(k, sb)]
     if math.prod(a_shape) < math.prod(b_shape):
         orders.reverse()
-    k = next((o for o in orders if folds(o, sa, size) and folds(o, sb, size)), orders[0])
+    k = next((o for o in orders if folds(o, sa, size) and folds(o, sb, size)),
+             next((o for o in orders if folds(o, sa, size) or folds(o, sb, size)), orders[0]))
     nk = math.prod(size[lab] for lab in k)
     a_extra: list[int] = []
     b_extra: list[int] = []

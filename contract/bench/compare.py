@@ -813,6 +813,12 @@ def _parser() -> argparse.ArgumentParser:
         "--filter, --repeat, --min-sample, --json)",
     )
     parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="run the dask family on a LocalCluster instead (needs the dask extra; its own "
+        "options: see --dask --help)",
+    )
+    parser.add_argument(
         "--dtype",
         action="append",
         metavar="DTYPE",
@@ -891,6 +897,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from contract.bench.compare_njit import main as njit_main
 
         return njit_main([a for a in argv if a != "--njit"])
+    if "--dask" in argv:  # a case family of its own: dask arrays on a LocalCluster
+        from contract.bench.compare_dask import main as dask_main
+
+        return dask_main([a for a in argv if a != "--dask"])
     parser = _parser()
     try:
         args = parser.parse_args(argv)

@@ -1,7 +1,10 @@
 """numpy's and opt_einsum's own einsum tests, run against contract.
 
 The test modules ship inside the installed numpy and opt_einsum wheels
-(``numpy/_core/tests/test_einsum.py``, ``opt_einsum/tests/``); nothing is installed or copied.
+(``numpy/_core/tests/test_einsum.py``, ``opt_einsum/tests/``), and, when dask is installed, in
+dask's (``dask/array/tests/test_routines.py``, of which the ``test_einsum*`` tests run, with
+``dask.array.einsum`` swapped for contract's: dask operands give dask arrays); nothing is installed
+or copied.
 Each module is loaded afresh under a private name while ``numpy.einsum``/``numpy.einsum_path``
 and ``opt_einsum.contract``/``contract_path``/``contract_expression`` are contract's (so the
 functions bound at import time, including those in ``parametrize`` lists, are contract's); after
@@ -27,6 +30,7 @@ import os
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy
@@ -49,6 +53,8 @@ SUBSET_MODULUS = 5
 NUMPY_FULL_ONLY = tuple(f"TestNumpy_Einsum::test_einsum_sums_{name}" for name in (
     "int8", "uint8", "int16", "uint16", "int32", "uint32", "uint64"))
 
+DASK_TESTS = "test_einsum*"  # the tests of dask's test_routines.py that run here
+_DASK_SWAPS = {"einsum": contract.einsum}
 _NUMPY_SWAPS = {"einsum": contract.einsum, "einsum_path": contract.einsum_path}
 _OPT_EINSUM_SWAPS = {"contract": contract.contract, "contract_path": contract.contract_path,
                      "contract_expression": contract.contract_expression}
@@ -81,7 +87,6 @@ NOT_APPLICABLE: dict[str, str] = {
     "TestOptEinsumBackends::test_cupy*": "backend-specific (CuPy)",
     "TestOptEinsumBackends::test_jax*": "backend-specific (JAX)",
     "TestOptEinsumBackends::test_autograd_gradient": "backend-specific (autograd)",
-    "TestOptEinsumBackends::test_dask*": "backend-specific (dask)",
     "TestOptEinsumBackends::test_sparse*": "backend-specific (pydata/sparse)",
     "TestOptEinsumBackends::test_torch*": "backend-specific (PyTorch)",
     "TestOptEinsumBackends::test_object_arrays_backend*":
@@ -117,6 +122,8 @@ NOT_APPLICABLE: dict[str, str] = {
     "TestOptEinsumPaths::test_dp_errors_when_no_contractions_found":
         "when 'dp' cannot meet memory_limit, contract falls back to one fused step (as the other "
         "optimizers do) instead of raising opt_einsum's RuntimeError",
+    # dask's test_routines.py: every test_einsum* test applies (numpy-only calls such as
+    # test_einsum_order's give numpy results, which dask's assert_eq compares as well)
 }
 
 
@@ -157,12 +164,15 @@ def _load(name: str, path: Path, real: types.ModuleType, swaps: dict[str, object
     return module
 
 
-def _collect(module: types.ModuleType, prefix: str) -> dict[str, object]:
+def _collect(module: types.ModuleType, prefix: str, only: str = "*") -> dict[str, object]:
     """The module's tests under new names: classes ``Test<prefix>_<name>``; its test functions
-    as static methods of one class ``Test<prefix>``."""
+    as static methods of one class ``Test<prefix>`` (``only``: an fnmatch pattern of the names
+    to take)."""
     found: dict[str, object] = {}
     functions: dict[str, object] = {}
     for name, obj in vars(module).items():
+        if not fnmatchcase(name, only):
+            continue
         if name.startswith("Test") and isinstance(obj, type):
             found[f"Test{prefix}_{name[4:]}"] = obj
         elif name.startswith("test") and callable(obj):
@@ -179,3 +189,12 @@ for _name in OPT_EINSUM_MODULES:
                     _OPT_EINSUM_SWAPS, "oe")
     _prefix = "OptEinsum" + "".join(part.title() for part in _name.split("_")[1:])
     globals().update(_collect(_module, _prefix))
+
+try:
+    import dask.array as _dask_array
+except ImportError:  # the dask extra is not installed: dask's tests are not collected
+    _dask_array = None
+if _dask_array is not None:
+    _DASK_ROUTINES = Path(_dask_array.__file__).parent / "tests" / "test_routines.py"
+    globals().update(_collect(_load("dask_test_routines", _DASK_ROUTINES, _dask_array,
+                                    _DASK_SWAPS, "da"), "Dask", DASK_TESTS))
