@@ -102,8 +102,7 @@ class _Delegated:
         text = (",".join("".join(names[lab] for lab in term) for term in self.eq.terms) + "->"
                 + "".join(names[lab] for lab in self.eq.output))
         return da.einsum(_numpy_spelling(text), *arrays, dtype=call.dtype,
-                                    casting=call.casting, order=call.order,
-                                    split_every=call.split_every)
+                         casting=call.casting, order=call.order, split_every=call.split_every)
 
 
 def _prepare(call: Request, path_only: bool = False, dtype: Any = None) -> _Graph | _Delegated:
@@ -355,9 +354,9 @@ def _block_step(*blocks: np.ndarray, step: Step, terms: tuple[tuple[int, ...], .
     inputs = [labelled_view(block, term, size) for block, term in zip(blocks, terms)]
     if step.method == "blas":
         with _one_blas_thread():
-            result, labels = _run_step(step, inputs)
+            result, labels = _run_step(step, inputs, tuning)
     else:
-        result, labels = _run_step(step, inputs)
+        result, labels = _run_step(step, inputs, tuning)
     if labels != step.output:
         result = result.transpose([labels.index(lab) for lab in step.output])
     if step.method == "copy" and any(np.may_share_memory(result, b) for b in blocks):
@@ -365,11 +364,11 @@ def _block_step(*blocks: np.ndarray, step: Step, terms: tuple[tuple[int, ...], .
     return result.reshape(result.shape + (1,) * n_extra) if n_extra else result
 
 
-def _run_step(step: Step, inputs: list[tuple[np.ndarray, tuple[int, ...]]]
-              ) -> tuple[np.ndarray, tuple[int, ...]]:
+def _run_step(step: Step, inputs: list[tuple[np.ndarray, tuple[int, ...]]],
+              tuning: _tuning.Tuning) -> tuple[np.ndarray, tuple[int, ...]]:
     from .executor import run_step
 
-    return run_step(step, inputs, parallel=False)
+    return run_step(step, inputs, parallel=False, tuning=tuning)
 
 
 # BLAS runs on one thread while any dask task runs a BLAS step in this process: the scheduler's
