@@ -66,6 +66,9 @@ _ALL = ALL_DTYPES
 #: A baseline whose predicted cost exceeds this many opt_einsum cost units (multiply-adds
 #: counted as 2) is expected to take over ~2 s in numpy's naive einsum loop.
 _NAIVE_UNITS_PER_SECOND = 1.0e9
+# ... and a path that pairs operands at most this fast (above any BLAS on such a machine): a
+# network's numpy path can still cost 1e16 (eb_language_model ran for over 20 minutes)
+_PAIRED_UNITS_PER_SECOND = 1.0e11
 
 
 def _chain(*arrays: np.ndarray) -> np.ndarray:
@@ -256,12 +259,13 @@ class BenchCase:
         Returns
         -------
         float
-            Seconds, assuming numpy's naive loop runs 1e9 cost units per second; paths that
-            pair operands are assumed to be BLAS fast (returns 0.0).
+            Seconds, assuming numpy's naive loop runs 1e9 cost units per second, and a path
+            that pairs operands 1e11 (faster than BLAS here, so only a hopeless path is
+            skipped).
         """
         cost = self.numpy_cost(optimize)
         if optimize and cost < self.naive_flops():
-            return 0.0
+            return cost / _PAIRED_UNITS_PER_SECOND
         return cost / _NAIVE_UNITS_PER_SECOND
 
     def bytes_moved(self, dtype: str | np.dtype = "float64") -> int:
