@@ -311,8 +311,10 @@ def _run(thunk: Callable[[], Any], number: int) -> float:
 
 def _autonumber(thunk: Callable[[], Any], first_call: float, min_sample: float) -> int:
     """A ``number`` of calls whose sample lasts at least ``min_sample`` seconds."""
-    if first_call >= min_sample:
-        return 1
+    if first_call >= min_sample:  # a first call may include warm-up or a preemption: once more
+        first_call = min(first_call, _run(thunk, 1))
+        if first_call >= min_sample:
+            return 1
     number = max(1, int(min_sample / max(first_call, 1e-7)))
     for _ in range(20):
         # best of two, so that one slow run on a busy machine does not stop the search early
