@@ -47,9 +47,6 @@ class RunnerCache:
         items. A call in the interleaved form is keyed by its sublists, and by
         ``hashable_labels`` (``contract`` takes labels that ``einsum`` refuses)."""
         try:
-            if type(subscripts) is str and type(optimize) is not list:  # the common call
-                key = (subscripts, type(optimize), optimize, use_blas, operand_key(operands))
-                return key, self._runners.get(key)
             if type(optimize) is list:
                 optimize = (list, *optimize)
             if type(subscripts) is not str:  # the interleaved form: op, sublist, op, ...

@@ -441,7 +441,6 @@ def parse_structure(subscripts: Any, ranks: Sequence[int]) -> Structure:
     return Structure(tuple(terms), output, implicit)
 
 
-
 def bind_sizes(structure: Structure, shapes: Sequence[tuple[int, ...]]) -> Equation:
     """The :class:`Equation` of ``structure`` for operands of these shapes.
 
