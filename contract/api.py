@@ -9,7 +9,7 @@ checks and delegation in :mod:`contract._numpy_compat`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -317,9 +317,10 @@ def _contract_path(args: Sequence[Any], optimize: Any, memory_limit: Any, shapes
     optimize, tuple_limit = split_memory_limit(optimize)
     if memory_limit is None:
         memory_limit = tuple_limit
-    if not shapes and infer_backend(ops) != "numpy":  # shapes and chunks only: nothing computed
+    backend = "numpy" if shapes else infer_backend(ops)
+    if backend != "numpy":  # shapes and chunks only: nothing computed
         optimize = normalize_optimize(optimize)
-        return backend_module(infer_backend(ops)).path_info(_Request(
+        return backend_module(backend).path_info(_Request(
             sub, tuple(ops), None, dtype, "K", "safe", optimize, memory_limit, bool(use_blas)))
     if shapes:
         shape_list = []
@@ -349,6 +350,11 @@ def _contract_path(args: Sequence[Any], optimize: Any, memory_limit: Any, shapes
     plan = make_plan(eq, _dtypes.computation_dtype(plan_dtype), normalize_optimize(optimize),
                      memory_limit, bool(use_blas))
     return plan.path, PathInfo(plan, numpy_loop_applies(sub, eq, None, bool(use_blas)))
+
+
+def _shaped(operand: Any) -> Any:
+    """An operand of another backend as it is (it has a shape), anything else as a numpy array."""
+    return operand if hasattr(operand, "shape") else np.asarray(operand)
 
 
 class ContractExpression:
@@ -439,20 +445,13 @@ class ContractExpression:
                              f"this expression ({self.contraction}) takes {self.num_args} "
                              f"operand(s), got {len(arrays)}")
         order, casting = check_keywords(order, casting)
-        if infer_backend(arrays) != "numpy":
-            return self._other_backend(arrays, out, dtype, order, casting)
-        full: list[np.ndarray] = []
-        free = iter(arrays)
-        for k, shape in enumerate(self.shapes):
-            if k in self._const_arrays:
-                full.append(self._const_arrays[k])
-                continue
-            arr = np.asarray(next(free))
-            if arr.shape != shape:
-                raise ValueError(f"Internal error while evaluating `ContractExpression`: operand "
-                                 f"{k} of this expression ({self.contraction}) must have shape "
-                                 f"{shape}, got {arr.shape}")
-            full.append(arr)
+        backend = infer_backend(arrays)
+        if backend != "numpy":  # dask: its arrays stay lazy, the backend runs the call
+            full = self._with_constants(arrays, _shaped)
+            return backend_module(backend).evaluate(_Request(
+                self._sub, tuple(full), out, dtype, order, casting, self._optimize,
+                self._memory_limit, self._use_blas))
+        full = self._with_constants(arrays, np.asarray)
         if not _dtypes.runs_natively(full, dtype):
             return delegate(self.contraction, full, out, dtype, order, casting)
         if out is not None and dtype is None:  # numpy counts out's dtype
@@ -469,25 +468,22 @@ class ContractExpression:
         return finish(self._sub, self.equation, full, result, out, dtype, order, casting,
                       self._use_blas, lambda _: plan, self._runners if cacheable else None, key)
 
-    def _other_backend(self, arrays: Sequence[Any], out: Any, dtype: Any, order: str,
-                       casting: str) -> Any:
-        """The call on another backend's arrays (dask): the shapes are checked here, the rest
-        is the backend's."""
+    def _with_constants(self, arrays: Sequence[Any], as_array: Callable[[Any], Any]) -> list:
+        """Every operand in order: the constants in their places, each of ``arrays`` through
+        ``as_array`` and checked against the shape it was planned with."""
         full: list[Any] = []
         free = iter(arrays)
         for k, shape in enumerate(self.shapes):
             if k in self._const_arrays:
                 full.append(self._const_arrays[k])
                 continue
-            arr = next(free)
-            if tuple(np.shape(arr)) != shape:
+            arr = as_array(next(free))
+            if tuple(arr.shape) != shape:
                 raise ValueError(f"Internal error while evaluating `ContractExpression`: operand "
                                  f"{k} of this expression ({self.contraction}) must have shape "
-                                 f"{shape}, got {tuple(np.shape(arr))}")
+                                 f"{shape}, got {tuple(arr.shape)}")
             full.append(arr)
-        return backend_module(infer_backend(full)).evaluate(_Request(
-            self._sub, tuple(full), out, dtype, order, casting, self._optimize,
-            self._memory_limit, self._use_blas))
+        return full
 
     def __repr__(self) -> str:
         return f"<ContractExpression('{self.contraction}')>"
