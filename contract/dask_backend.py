@@ -98,10 +98,7 @@ class _Delegated:
         da = _dask_array()
         arrays = [a if isinstance(a, da.Array) else da.from_array(a, chunks=a.shape or ())
                   for a in self.arrays]  # (dask cannot size "auto" chunks of object arrays)
-        names = symbol_names(self.eq.terms)
-        text = (",".join("".join(names[lab] for lab in term) for term in self.eq.terms) + "->"
-                + "".join(names[lab] for lab in self.eq.output))
-        return da.einsum(_numpy_spelling(text), *arrays, dtype=call.dtype,
+        return da.einsum(_numpy_spelling(self.eq.to_string()), *arrays, dtype=call.dtype,
                          casting=call.casting, order=call.order, split_every=call.split_every)
 
 
@@ -244,8 +241,7 @@ class _Graph:
         work = list(zip(self.ops, eq.terms))
         for k, step in enumerate(self.plan.steps):
             inputs = [work[p] for p in step.operands]
-            extra = self._tree_reduced(step, [term for _, term in inputs],
-                                       _split_labels(step, inputs))
+            extra = self._tree_reduced(step, [term for _, term in inputs])
             out_index = step.output + extra
             args = [item for arr, term in inputs for item in (arr, term)]
             block = da.blockwise(
@@ -267,10 +263,10 @@ class _Graph:
             work.append((block, step.output))
         return work[0][0]
 
-    def _tree_reduced(self, step: Step, terms: Sequence[tuple[int, ...]],
-                      split: tuple[int, ...]) -> tuple[int, ...]:
+    def _tree_reduced(self, step: Step, terms: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """The summed labels in several blocks that stay block axes of partial results and are
-        tree-reduced: all of ``split``, unless gathering them pays; then none.
+        tree-reduced: all of them (every label keeps its aligned chunks through the steps),
+        unless gathering them pays; then none.
 
         Gathered, a task takes every block along those labels, concatenated: one BLAS call or
         kernel run per output block instead of one per block of the summed labels, no partial
@@ -280,6 +276,7 @@ class _Graph:
         matrix-vector-shaped one, which only streams its operands) whose gathered inputs fit
         in half of dask's ``array.chunk-size``.
         """
+        split = tuple(lab for lab in step.summed if len(self.chunks[lab]) > 1)
         if not split:
             return ()
         big = {lab: max(c, default=0) for lab, c in self.chunks.items()}
@@ -304,8 +301,7 @@ class _Graph:
         for step in self.plan.steps:
             step_terms = [terms[p] for p in step.operands]
             labels = list(dict.fromkeys(lab for t in step_terms for lab in t))
-            extra = self._tree_reduced(
-                step, step_terms, tuple(lab for lab in step.summed if len(self.chunks[lab]) > 1))
+            extra = self._tree_reduced(step, step_terms)
             gathered = [lab for lab in step.summed if lab not in extra]
             grid = tuple(1 if lab in gathered else len(self.chunks[lab]) for lab in labels)
             held = sum(math.prod(self.eq.size_dict[lab] if lab in gathered else big[lab]
@@ -319,16 +315,6 @@ class _Graph:
                 del terms[p]
             terms.append(step.output)
         return layout
-
-
-def _split_labels(step: Step, inputs: Sequence[tuple[Any, tuple[int, ...]]]) -> tuple[int, ...]:
-    """The labels this step sums over that lie in more than one block (kept as block axes of
-    the partial results, then reduced)."""
-    blocks: dict[int, int] = {}
-    for arr, term in inputs:
-        for lab, n in zip(term, arr.numblocks):
-            blocks[lab] = max(blocks.get(lab, 1), n)
-    return tuple(lab for lab in step.summed if blocks.get(lab, 1) > 1)
 
 
 def _token(step: Step, inputs: Sequence[tuple[Any, tuple[int, ...]]]) -> str:
