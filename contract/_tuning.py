@@ -75,6 +75,11 @@ class Tuning:
         A reduction with fewer output rows than this is cut into at most this many partial sums.
     min_block : int
         The shortest block of a kernel's tight output dimension worth a thread of its own.
+    table_tight_max, table_max : int
+        A kernel step whose tight loop is shorter than ``table_tight_max`` folds its innermost
+        dimensions into one loop over a table of offsets (at most ``table_max`` entries), so
+        that tensors with many axes of extent 2-4 in different orders do not run a nest of
+        loops of a few iterations each (:func:`contract.layout.tabulate`).
     copy_ns, blas_flops_per_ns, kernel_flops_per_ns : float
         The cost model that picks BLAS or the kernel for a BLAS-shaped step whose operand must be
         copied into order first: a copy costs ``copy_ns`` per element, BLAS runs
@@ -109,6 +114,8 @@ class Tuning:
     small_operand: int = 1 << 14
     split_parts: int = 8
     min_block: int = 256
+    table_tight_max: int = 16
+    table_max: int = 512
     copy_ns: float = 2.0
     blas_flops_per_ns: float = 20.0
     kernel_flops_per_ns: float = 2.0

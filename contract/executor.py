@@ -22,7 +22,14 @@ import numpy as np
 from . import _njit_entry
 from ._dtypes import kernel_dtype
 from ._tuning import DEFAULT, Tuning
-from .kernels import gemm_parallel, gemm_serial, sum_products_parallel, sum_products_serial
+from .kernels import (
+    gemm_parallel,
+    gemm_serial,
+    sum_products_parallel,
+    sum_products_serial,
+    table_products_parallel,
+    table_products_serial,
+)
 from .kernels._jit import warm_up
 from .layout import (
     buffer_geometry,
@@ -33,6 +40,7 @@ from .layout import (
     is_blasable,
     kernel_dims,
     labelled_view,
+    tabulate,
 )
 from .planner import Plan, Step
 
@@ -337,14 +345,15 @@ class _KernelCall:
     :func:`_kernel_call`), and the call itself (:meth:`launch`)."""
 
     __slots__ = ("out_shape", "offsets", "out_off", "extents", "strides", "n_outer", "inner_out",
-                 "big", "outer", "parts", "min_block")
+                 "table", "big", "outer", "parts", "min_block")
 
     def __init__(self, out_shape: tuple[int, ...], offsets: np.ndarray, out_off: int,
                  extents: np.ndarray, strides: np.ndarray, n_outer: int, inner_out: bool,
-                 big: bool, outer: int, parts: int, min_block: int) -> None:
+                 table: np.ndarray, big: bool, outer: int, parts: int, min_block: int) -> None:
         self.out_shape, self.offsets, self.out_off = out_shape, offsets, out_off
         self.extents, self.strides, self.n_outer = extents, strides, n_outer
-        self.inner_out, self.big, self.outer, self.parts = inner_out, big, outer, parts
+        self.inner_out, self.table = inner_out, table
+        self.big, self.outer, self.parts = big, outer, parts
         self.min_block = min_block
 
     def launch(self, inputs: Sequence[np.ndarray], out: np.ndarray, parallel: Parallel) -> None:
@@ -372,7 +381,7 @@ class _KernelCall:
         target_buffer = flat_view(target)
         if kernel_type != target_buffer.dtype:
             target_buffer = target_buffer.view(kernel_type)
-        args = (
+        args = [
             target_buffer,
             self.out_off,
             tuple(buffers),
@@ -382,9 +391,13 @@ class _KernelCall:
             self.n_outer,
             self.inner_out,
             kernel_type.type(0),
-        )
-        if not (n_chunks and _launch(parallel, sum_products_parallel, *args, n_chunks, n_blocks)):
-            sum_products_serial(*args)
+        ]
+        serial, parallel_kernel = sum_products_serial, sum_products_parallel
+        if self.table.shape[1]:  # the tight loop runs over a table of offsets
+            serial, parallel_kernel = table_products_serial, table_products_parallel
+            args.insert(-1, self.table)
+        if not (n_chunks and _launch(parallel, parallel_kernel, *args, n_chunks, n_blocks)):
+            serial(*args)
         if self.parts > 1:
             np.add.reduce(target, axis=0, out=out)
 
@@ -432,9 +445,11 @@ def _kernel_call(
             label, parts = split
             extents, kstrides, n_outer, inner_out, out_off = _split_dims(
                 out_labels, summed, rows, size, label, parts, out_shape)
-            outer = math.prod(int(e) for e in extents[:n_outer])
+    extents, kstrides, n_outer, inner_out, table = tabulate(
+        extents, kstrides, n_outer, inner_out, tuning.table_tight_max, tuning.table_max)
+    outer = math.prod(int(e) for e in extents[:n_outer])
     return _KernelCall(tuple(out_shape), np.array(offsets, dtype=np.int64), out_off, extents,
-                       kstrides, n_outer, inner_out, big, outer, parts, tuning.min_block)
+                       kstrides, n_outer, inner_out, table, big, outer, parts, tuning.min_block)
 
 
 def _split_label(summed: tuple[int, ...], size: dict[int, int], parts_max: int

@@ -5,6 +5,7 @@ Nothing here allocates operand-sized memory or imports Numba.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ __all__ = [
     "buffer_geometry",
     "flat_view",
     "kernel_dims",
+    "tabulate",
     "needs_copy",
     "by_stride",
     "folds",
@@ -215,6 +217,92 @@ def kernel_dims(
     strides = np.array([[st[k] for _, st in dims] for k in range(len(rows))], dtype=np.int64)
     strides = strides.reshape(len(rows), len(dims))
     return extents, strides, len(folded[0]), bool(inner_out)
+
+
+def tabulate(
+    extents: np.ndarray,
+    strides: np.ndarray,
+    n_outer: int,
+    inner_out: bool,
+    tight_max: int,
+    table_max: int,
+) -> tuple[np.ndarray, np.ndarray, int, bool, np.ndarray]:
+    """Fold the innermost dimensions of a kernel layout into one table of offsets.
+
+    A layout from :func:`kernel_dims` whose tight loop is shorter than ``tight_max`` runs a
+    nest of loops of a few iterations each when the operands have many small axes in different
+    orders (nothing folds): every few multiply-adds pay for the loop bookkeeping around them.
+    Here the innermost dimensions of one kind become a single *block* dimension whose ``T``
+    steps are listed in a table: ``table[k, t]`` is the offset of step ``t`` in row ``k`` (row 0
+    the output, then each operand), and the kernel loops ``t`` over the table.
+
+    The block holds dimensions of one kind only, so the kernel's two tight modes stay valid:
+
+    * summed dimensions (the tight one and the innermost middle ones), accumulated in a local
+      variable, preferred when the summed dimensions hold at least ``tight_max`` steps per
+      output element;
+    * output dimensions (the tight one, if it is an output one, and the innermost outer ones),
+      each step a distinct output element; every summed dimension then loops outside the
+      block, adding into the output row. Preferred otherwise: per output element there is too
+      little to sum for the loop around it to pay.
+
+    The other kind is taken when the preferred one has fewer than two dimensions to offer.
+
+    Parameters
+    ----------
+    extents, strides, n_outer, inner_out
+        A layout as :func:`kernel_dims` returns it.
+    tight_max : int
+        Layouts whose tight dimension has at least this many steps are returned unchanged.
+    table_max : int
+        The most entries a table may have.
+
+    Returns
+    -------
+    extents, strides, n_outer, inner_out
+        The new layout; in ``strides`` the block's column is 1 for rows that move in the block
+        and 0 for rows that do not.
+    table : ndarray of int64, shape (len(strides), T)
+        The offsets; ``T == 0`` when the layout is returned unchanged (no block pays).
+    """
+    rows, nd = strides.shape
+    unchanged = extents, strides, n_outer, inner_out, np.zeros((rows, 0), dtype=np.int64)
+    last = nd - 1
+    if extents[last] >= tight_max:
+        return unchanged
+    summed = [d for d in range(n_outer, nd) if not (inner_out and d == last)]
+    outer = list(range(n_outer)) + ([last] if inner_out else [])
+    many_summed = math.prod(int(extents[d]) for d in summed) >= tight_max
+    # (output block?, its candidate dimensions), the preferred kind first
+    kinds = [(False, summed), (True, outer)]
+    if inner_out or not many_summed:
+        kinds.reverse()
+    for kind, candidates in kinds:
+        if kind is False and inner_out:
+            continue  # the tight dimension is an output one: it cannot join a summed block
+        block: list[int] = []
+        count = 1
+        for d in reversed(candidates):
+            if count * int(extents[d]) > table_max:
+                break
+            block.insert(0, d)
+            count *= int(extents[d])
+        if len(block) >= 2:
+            break
+    else:
+        return unchanged
+    table = np.zeros((rows, 1), dtype=np.int64)
+    for d in block:  # C order over the block: its innermost dimension moves fastest
+        steps = np.arange(int(extents[d]), dtype=np.int64)
+        table = (table[:, :, None] + strides[:, d, None, None] * steps).reshape(rows, -1)
+    head = [d for d in candidates if d not in block]
+    rest = summed if kind else outer
+    order = head + rest if kind else rest + head  # outer, middle, then the block
+    new_extents = np.array([extents[d] for d in order] + [count], dtype=np.int64)
+    flags = (table != 0).any(axis=1).astype(np.int64)
+    new_strides = np.concatenate([strides[:, order], flags[:, None]], axis=1)
+    new_strides = np.ascontiguousarray(new_strides)  # (fancy indexing may give F order)
+    return new_extents, new_strides, len(head) if kind else len(rest), kind, table
 
 
 def by_stride(labels: Sequence[int], strides: dict[int, int]) -> list[int]:

@@ -8,13 +8,20 @@ import pytest
 
 import contract
 from contract.executor import _run_kernel
-from contract.kernels import sum_products_parallel, sum_products_serial
+from contract.kernels import (
+    sum_products_parallel,
+    sum_products_serial,
+    table_products_parallel,
+    table_products_serial,
+)
 from contract.kernels.sum_products import KERNELS
-from contract.layout import buffer_geometry, flat_view, kernel_dims, labelled_view
+from contract.kernels.table_products import TABLE_KERNELS
+from contract.layout import buffer_geometry, flat_view, kernel_dims, labelled_view, tabulate
 
 
-def _kernel_args(subscripts, arrays):
-    """Build kernel arguments for a single fused step, as the executor does."""
+def _kernel_args(subscripts, arrays, table_max=0):
+    """Build kernel arguments for a single fused step, as the executor does (with
+    ``table_max``, for the table kernel: a tight loop shorter than 64 is tabulated)."""
     from contract.parser import parse
 
     eq = parse(subscripts, [a.shape for a in arrays])
@@ -32,18 +39,14 @@ def _kernel_args(subscripts, arrays):
         bufs.append(buf)
         offs.append(off)
     extents, strides, n_outer, inner_out = kernel_dims(eq.output, summed, rows, size)
+    if table_max:
+        extents, strides, n_outer, inner_out, table = tabulate(
+            extents, strides, n_outer, inner_out, 64, table_max)
+        assert table.shape[1] > 0, "the test case should tabulate"
     out_buf, out_off = flat_view(out), 0
-    return out, (
-        out_buf,
-        out_off,
-        tuple(bufs),
-        np.array(offs, dtype=np.int64),
-        extents,
-        strides,
-        n_outer,
-        inner_out,
-        out.dtype.type(0),
-    )
+    args = (out_buf, out_off, tuple(bufs), np.array(offs, dtype=np.int64), extents, strides,
+            n_outer, inner_out)
+    return out, (*args, table, out.dtype.type(0)) if table_max else (*args, out.dtype.type(0))
 
 
 CASES = [
@@ -92,6 +95,60 @@ def test_result_independent_of_thread_and_chunk_count(subscripts, shapes):
         np.testing.assert_array_equal(results[0], r)
 
 
+# many small axes in different orders: the tight loop runs over a table of offsets
+TABLE_CASES = [
+    ("abcdef,fedcba->abc", [(2, 3, 2, 2, 3, 2), (2, 3, 2, 2, 3, 2)]),  # summed block
+    ("abcdef,fdbeca->abcdef", [(2,) * 6, (2,) * 6]),  # output block, nothing summed
+    ("abcdeg,gfedcb->fabc", [(2, 3, 2, 2, 3, 2), (2, 4, 3, 2, 2, 3)]),  # output block, summed
+    ("abcd->dcba", [(3, 2, 4, 2)]),  # one moving operand
+    ("abcd,dcb,a->", [(3, 2, 4, 2), (2, 4, 2), (3,)]),  # three, one hoisted
+    ("abc,cba,bca,acb->ab", [(2, 3, 4), (4, 3, 2), (3, 4, 2), (2, 4, 3)]),  # four moving
+    ("abc,cba,bca,acb->abc", [(2, 3, 4), (4, 3, 2), (3, 4, 2), (2, 4, 3)]),
+    ("abcd,->dcba", [(3, 2, 4, 2), ()]),  # a constant factor only
+]
+
+
+@pytest.mark.parametrize("subscripts,shapes", TABLE_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.int64])
+@pytest.mark.parametrize("table_max", [8, 64])
+def test_table_kernel(subscripts, shapes, dtype, table_max):
+    rng = np.random.default_rng(11)
+    arrays = [rng.integers(-3, 4, s).astype(dtype) for s in shapes]
+    try:
+        out_s, args_s = _kernel_args(subscripts, arrays, table_max)
+    except AssertionError:  # this block size fits no block of two dimensions or more
+        assert table_max == 8
+        return
+    table_products_serial(*args_s)
+    np.testing.assert_array_equal(out_s, np.einsum(subscripts, *arrays))
+    for n_chunks, n_blocks in ((1, 1), (3, 2), (64, 7)):
+        out_p, args_p = _kernel_args(subscripts, arrays, table_max)
+        table_products_parallel(*args_p, n_chunks, n_blocks)
+        np.testing.assert_array_equal(out_s, out_p)
+
+
+def test_tabulate_blocks():
+    """Which dimensions a table takes, and the offsets it lists."""
+    extents = np.array([2, 3, 2, 2], dtype=np.int64)  # outer, outer, middle, tight (summed)
+    strides = np.array([[3, 1, 0, 0], [1, 12, 2, 6], [6, 2, 1, 24]], dtype=np.int64)
+    # four summed steps per output element: too few, so the block takes the output dimensions
+    ext, st, n_outer, inner_out, table = tabulate(extents, strides, 2, False, 16, 64)
+    assert (ext.tolist(), n_outer, inner_out) == ([2, 2, 6], 0, True)
+    np.testing.assert_array_equal(table, [[0, 1, 2, 3, 4, 5], [0, 12, 24, 1, 13, 25],
+                                          [0, 2, 4, 6, 8, 10]])
+    np.testing.assert_array_equal(st, [[0, 0, 1], [2, 6, 1], [1, 24, 1]])
+    # enough summed steps: the block takes them, the output dimensions stay outer
+    ext, st, n_outer, inner_out, table = tabulate(extents, strides, 2, False, 4, 64)
+    assert (ext.tolist(), n_outer, inner_out) == ([2, 3, 4], 2, False)
+    np.testing.assert_array_equal(table, [[0, 0, 0, 0], [0, 6, 2, 8], [0, 24, 1, 25]])
+    assert st[:, -1].tolist() == [0, 1, 1]
+    # a long tight loop, or a block of one dimension: unchanged, no table
+    for tight_max, table_max in ((2, 64), (16, 3), (4, 3)):
+        ext, st, n_outer, inner_out, table = tabulate(extents, strides, 2, False, tight_max,
+                                                      table_max)
+        assert ext is extents and table.shape == (3, 0)
+
+
 def test_kernel_reads_negative_and_zero_strides():
     rng = np.random.default_rng(7)
     a = rng.standard_normal((20, 30))[::-1, ::-2]
@@ -114,7 +171,7 @@ def test_specializations_are_bounded():
     # int64 with 1..6 operands (other tests may add some), serial and parallel: at most 12,
     # although the loop above ran 7 equations x 2 layouts x 2 optimize settings
     assert len(int_sigs) <= 12, int_sigs
-    for kernel in KERNELS:
+    for kernel in KERNELS + TABLE_KERNELS:
         # every signature differs only in dtype and operand count
         keys = {(str(sig[0].dtype), len(sig[2])) for sig in kernel.signatures}
         assert len(keys) == len(kernel.signatures), kernel.signatures

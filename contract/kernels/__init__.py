@@ -2,9 +2,11 @@
 
 from .gemm import gemm_parallel, gemm_serial
 from .sum_products import sum_products_parallel, sum_products_serial
+from .table_products import table_products_parallel, table_products_serial
 
 # every compiled dispatcher, for specialization counts (tests, asv track_* benchmarks)
-KERNELS = (sum_products_serial, sum_products_parallel, gemm_serial, gemm_parallel)
+KERNELS = (sum_products_serial, sum_products_parallel, table_products_serial,
+           table_products_parallel, gemm_serial, gemm_parallel)
 
 __all__ = [
     "KERNELS",
@@ -12,4 +14,6 @@ __all__ = [
     "gemm_serial",
     "sum_products_parallel",
     "sum_products_serial",
+    "table_products_parallel",
+    "table_products_serial",
 ]
