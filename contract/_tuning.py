@@ -106,7 +106,7 @@ class Tuning:
     path_write_weight: int = 64
     cost_per_second: float = 2.0e10
     search_fraction: float = 0.25
-    search_min_seconds: float = 0.0005
+    search_min_seconds: float = 0.0002
     search_max_seconds: float = 5.0
     hyper_min_seconds: float = 1.0
     parallel_min_work: int = 1 << 17
