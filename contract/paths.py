@@ -426,10 +426,13 @@ def auto_path(
             # 0.1-4: by path_cost, 16 trials found 2x cheaper paths on a 3D lattice, 1.2x on a
             # random graph, 1.25x dearer on the language models (medians of 15 seeds)
             narrow = (greedy_trials // 4).bit_length() % 2 == 1
-            path, _ = _rust_random_greedy(inputs, output, size, batch, seed + greedy_trials,
-                                          (0.5, 2.0) if narrow else None)
-            found = [path]
+            path, log_flops = _rust_random_greedy(inputs, output, size, batch,
+                                                  seed + greedy_trials,
+                                                  (0.5, 2.0) if narrow else None)
             greedy_trials += batch
+            # cotengrust counts no more FLOPs than path_flops, and path_cost adds writes: a
+            # batch whose FLOPs alone exceed the best cost cannot win (skip pricing it)
+            found = [path] if log_flops < _log(best_cost) / math.log(10) else []
         else:
             found = _random_greedy(inputs, output, size, until, seed, greedy_trials, 4)
             greedy_trials += len(found)

@@ -241,6 +241,17 @@ def test_search_ranks_paths_by_path_cost(monkeypatch):
         assert choice.path == min(costs, key=costs.get)
 
 
+
+@pytest.mark.skipif(paths._cotengrust() is None, reason="cotengrust not installed")
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_cotengrust_counts_no_more_flops_than_path_flops(name):
+    """auto_path skips pricing a batch whose cotengrust FLOPs exceed the best cost: sound only
+    if cotengrust's count is never above path_flops."""
+    inputs, output, size = _problem(*NETWORKS[name])
+    for seed in range(4):
+        path, log_flops = paths._rust_random_greedy(inputs, output, size, 4, seed)
+        assert 10**log_flops <= paths.path_flops(inputs, output, size, path) * (1 + 1e-9)
+
 # ----------------------------------------------------------------------------- hypernetworks
 def test_elimination_order_is_valid_and_beats_greedy_on_counting():
     subscripts, shapes = NETWORKS["counting_20"]
