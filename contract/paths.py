@@ -121,7 +121,7 @@ def search_budget(
 
     Examples
     --------
-    >>> search_budget(1e6, cost_per_second=1e9, fraction=0.25)  # 1 ms to run: no search
+    >>> search_budget(4e5, cost_per_second=1e9, fraction=0.25)  # 0.4 ms to run: no search
     0.0
     >>> search_budget(4e9, cost_per_second=1e9, fraction=0.25)  # 4 s to run: search 1 s
     1.0
