@@ -49,11 +49,16 @@ class Tuning:
     auto_small_operands : int
         ``optimize='auto'`` on at most this many operands is opt_einsum's own ``'auto'``; beyond
         it, the time-budgeted search of :mod:`contract.paths`.
-    flops_per_second : float
-        The assumed speed (opt_einsum FLOP units per second) that turns a path's FLOP count into
-        an expected run time, which sets the search budget. Taken high, so that the estimate
-        errs towards a shorter run and a shorter search (a 6x6 cyclic lattice, 1.5e8 path FLOP
-        units, ran in about 200 ms: 0.75e9 per second).
+    path_write_weight : int
+        The ``'auto'`` search ranks paths by FLOPs plus this many FLOP units per element its
+        steps write (``paths.path_cost``; cotengra's ``'combo'`` cost with its default factor).
+        On seven einsum_benchmark networks it ranked 49 paths by their run time here nearly as
+        measured; FLOPs alone did not (two paths of 4.4e7 FLOPs ran in 7.6 ms and 31 ms).
+    cost_per_second : float
+        The assumed speed (``path_cost`` units per second) that turns a path's cost into an
+        expected run time, which sets the search budget. Measured on those networks' paths:
+        0.7e10-4e10 per second (median 2.5e10); taken at the low-middle so that a slow
+        hypernetwork is not under-searched.
     search_fraction, search_min_seconds, search_max_seconds : float
         The ``'auto'`` search may spend this fraction of the expected run time, not at all when
         that is below the minimum, and never more than the maximum.
@@ -103,9 +108,10 @@ class Tuning:
     gemm_min_work: int = 1 << 15
     fuse_max_operands: int = 3
     auto_small_operands: int = 8
-    flops_per_second: float = 3.0e9
+    path_write_weight: int = 64
+    cost_per_second: float = 2.0e10
     search_fraction: float = 0.25
-    search_min_seconds: float = 0.002
+    search_min_seconds: float = 0.0002
     search_max_seconds: float = 5.0
     hyper_min_seconds: float = 1.0
     parallel_min_work: int = 1 << 17

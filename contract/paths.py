@@ -6,14 +6,17 @@
   the other settings named here), or with a ``memory_limit``: opt_einsum's own ``'auto'``
   (optimal for few operands, branch-and-bound up to eight), called straight through its path
   function so that planning a small equation costs no more than opt_einsum's own search;
-* beyond that: opt_einsum's ``'auto'`` path first (greedy beyond 14 operands); from its FLOP
-  count, an estimate of how long the contraction will run (``flops_per_second``); then a
-  search for at most ``search_fraction`` of that time (:func:`search_budget`, capped at
+* beyond that: opt_einsum's ``'auto'`` path first (greedy beyond 14 operands); from its cost
+  (:func:`path_cost`: FLOPs plus ``path_write_weight`` per element the steps write), an
+  estimate of how long the contraction will run (``cost_per_second``); then a search for at
+  most ``search_fraction`` of that time (:func:`search_budget`, capped at
   ``search_max_seconds``): randomized greedy trials -- in Rust when the optional ``cotengrust``
-  package is installed, else in Python -- and, when the budget reaches ``hyper_min_seconds`` and
+  package is installed, else in Python --, on hypernetworks elimination orders of the summed
+  labels (:func:`_elimination_path`), and, when the budget reaches ``hyper_min_seconds`` and
   the optional ``cotengra`` package is installed, cotengra's hyper-optimizer for the last two
-  thirds of the budget. The cheapest path found (in FLOPs) wins; the first path is always a
-  candidate, so the search never makes a path worse than opt_einsum's.
+  thirds of the budget. The cheapest path found (by :func:`path_cost`, which predicts the run
+  time here far better than FLOPs alone) wins; the first path is always a candidate, so the
+  search never makes a path worse than opt_einsum's by that cost.
 
 A cheap contraction is therefore never planned for longer than a fraction of its own run time,
 and an expensive one is planned with a search that repays itself. The result says which
@@ -29,11 +32,12 @@ lazily, cotengra only for searches of a second or more.
 
 from __future__ import annotations
 
+import heapq
 import importlib.util
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,24 +91,25 @@ def cotengra_available() -> bool:
 
 
 def search_budget(
-    flops: float,
-    flops_per_second: float | None = None,
+    cost: float,
+    cost_per_second: float | None = None,
     fraction: float | None = None,
     max_seconds: float | None = None,
     min_seconds: float | None = None,
     tuning: Tuning | None = None,
 ) -> float:
-    """Seconds the ``'auto'`` search may spend on a contraction whose greedy path costs ``flops``.
+    """Seconds the ``'auto'`` search may spend on a contraction whose first path costs ``cost``.
 
-    ``fraction * flops / flops_per_second``, capped at ``max_seconds``; 0.0 when that is below
-    ``min_seconds`` (the greedy path is kept without searching). Defaults come from ``tuning``.
+    ``fraction * cost / cost_per_second`` (the expected run time, from the path's
+    :func:`path_cost`), capped at ``max_seconds``; 0.0 when that is below ``min_seconds`` (the
+    first path is kept without searching). Defaults come from ``tuning``.
 
     Parameters
     ----------
-    flops : float
-        The greedy path's FLOP count (opt_einsum units); may be a huge int.
-    flops_per_second, fraction, max_seconds, min_seconds : float, optional
-        Override ``tuning``'s ``flops_per_second``, ``search_fraction``, ``search_max_seconds``
+    cost : float
+        The first path's :func:`path_cost` (FLOPs plus weighted writes); may be a huge int.
+    cost_per_second, fraction, max_seconds, min_seconds : float, optional
+        Override ``tuning``'s ``cost_per_second``, ``search_fraction``, ``search_max_seconds``
         and ``search_min_seconds``.
     tuning : Tuning, optional
         The settings (by default the current ones).
@@ -116,22 +121,22 @@ def search_budget(
 
     Examples
     --------
-    >>> search_budget(1e6, flops_per_second=1e9, fraction=0.25)  # 1 ms to run: no search
+    >>> search_budget(4e5, cost_per_second=1e9, fraction=0.25)  # 0.4 ms to run: no search
     0.0
-    >>> search_budget(4e9, flops_per_second=1e9, fraction=0.25)  # 4 s to run: search 1 s
+    >>> search_budget(4e9, cost_per_second=1e9, fraction=0.25)  # 4 s to run: search 1 s
     1.0
-    >>> search_budget(10**400, flops_per_second=1e9, max_seconds=5.0)  # capped, no overflow
+    >>> search_budget(10**400, cost_per_second=1e9, max_seconds=5.0)  # capped, no overflow
     5.0
     """
     tuning = tuning or _tuning.current()
-    rate = tuning.flops_per_second if flops_per_second is None else flops_per_second
+    rate = tuning.cost_per_second if cost_per_second is None else cost_per_second
     frac = tuning.search_fraction if fraction is None else fraction
     cap = tuning.search_max_seconds if max_seconds is None else max_seconds
     floor = tuning.search_min_seconds if min_seconds is None else min_seconds
-    if flops <= 0 or rate <= 0 or frac <= 0:
+    if cost <= 0 or rate <= 0 or frac <= 0:
         return 0.0
-    # in logs: a FLOP count of a 100-site MPS does not fit in a float
-    log_budget = math.log(frac) + _log(flops) - math.log(rate)
+    # in logs: the cost of a 100-site MPS does not fit in a float
+    log_budget = math.log(frac) + _log(cost) - math.log(rate)
     if log_budget >= math.log(cap):
         return float(cap)
     budget = math.exp(log_budget)
@@ -174,9 +179,63 @@ def path_flops(
     >>> path_flops([(0, 1), (1, 2), (2, 3)], (0, 3), {0: 2, 1: 3, 2: 4, 3: 5}, [(0, 1), (0, 1)])
     128
     """
+    return _flops_and_writes(inputs, output, size, path)[0]
+
+
+def path_cost(
+    inputs: Sequence[Sequence[int]],
+    output: Sequence[int],
+    size: dict[int, int],
+    path: Sequence[Sequence[int]],
+    write_weight: int | None = None,
+    tuning: Tuning | None = None,
+) -> int:
+    """The cost ``'auto'`` ranks paths by: FLOPs plus ``write_weight`` per element written.
+
+    :func:`path_flops` plus ``write_weight`` times the summed sizes of every step's result (the
+    memory traffic of the intermediates; cotengra's ``'combo'`` cost). Measured on the
+    einsum_benchmark networks, it ranks paths by their run time in this engine far better than
+    FLOPs alone: on a random hypernetwork two paths of 4.4e7 FLOPs ran in 7.6 ms and 31 ms, the
+    second writing 5x more; on a 3x3x4 lattice the fastest path had 1.3x more FLOPs than another
+    but wrote 2x less.
+
+    Parameters
+    ----------
+    inputs, output, size, path
+        As for :func:`path_flops`.
+    write_weight : int, optional
+        FLOP units per element written (by default ``tuning.path_write_weight``); 0 gives
+        :func:`path_flops`.
+    tuning : Tuning, optional
+        The settings (by default the current ones).
+
+    Returns
+    -------
+    int
+        The cost (an exact int, as the FLOP count of a long chain does not fit in a float).
+
+    Examples
+    --------
+    >>> path_cost([(0, 1), (1, 2), (2, 3)], (0, 3), {0: 2, 1: 3, 2: 4, 3: 5}, [(0, 1), (0, 1)],
+    ...           write_weight=10)  # 128 FLOPs, writes 2*4 then 2*5 elements
+    308
+    """
+    if write_weight is None:
+        write_weight = (tuning or _tuning.current()).path_write_weight
+    flops, written = _flops_and_writes(inputs, output, size, path)
+    return flops + int(write_weight) * written
+
+
+def _flops_and_writes(
+    inputs: Sequence[Sequence[int]],
+    output: Sequence[int],
+    size: dict[int, int],
+    path: Sequence[Sequence[int]],
+) -> tuple[int, int]:
+    """(FLOPs as opt_einsum counts them, elements written by all steps) of a linear path."""
     work = [frozenset(t) for t in inputs]
     out = frozenset(output)
-    total = 0
+    flops = written = 0
     for positions in path:
         picked = [work[p] for p in positions]
         for p in sorted(positions, reverse=True):
@@ -184,9 +243,10 @@ def path_flops(
         labels = frozenset().union(*picked)
         keep = labels & (out.union(*work))
         inner = bool(labels - keep)
-        total += math.prod(size[lab] for lab in labels) * max(1, len(picked) - 1 + int(inner))
+        flops += math.prod(size[lab] for lab in labels) * max(1, len(picked) - 1 + int(inner))
+        written += math.prod(size[lab] for lab in keep)
         work.append(keep)
-    return total
+    return flops, written
 
 
 def find_path(
@@ -299,11 +359,15 @@ def auto_path(
     """The ``'auto'`` path of a network of more than ``tuning.auto_small_operands`` operands.
 
     opt_einsum's ``'auto'`` path first (greedy beyond 14 operands); then, when
-    :func:`search_budget` of its FLOP count allows, randomized greedy trials (cotengrust's, in
-    Rust, when installed; else a pure-Python variant) and, for budgets of ``hyper_min_seconds``
-    or more with cotengra installed, cotengra's hyper-optimizer for the last two thirds of the
-    budget. The path with the fewest FLOPs wins. The budget bounds the whole search, the first
-    path included.
+    :func:`search_budget` of its cost (:func:`path_cost`) allows, randomized greedy trials
+    (cotengrust's, in Rust, when installed; else a pure-Python variant), on hypernetworks (a
+    summed label on four operands or more) elimination orders (:func:`_elimination_path`;
+    randomized ones while they stay within 1.5x of the best path) and, for budgets of
+    ``hyper_min_seconds`` or more with cotengra installed, cotengra's hyper-optimizer for the
+    last two thirds of the budget. The
+    path of the lowest :func:`path_cost` wins. The budget bounds the search after the first
+    path, except that the first batch of greedy trials and, on a hypernetwork, the first
+    elimination orders always run.
 
     Parameters
     ----------
@@ -314,7 +378,7 @@ def auto_path(
     size : dict
         Label -> extent.
     budget : float, optional
-        Search seconds; by default :func:`search_budget` of the greedy path's FLOPs.
+        Search seconds; by default :func:`search_budget` of the first path's cost.
     seed : int
         Seed of the randomized trials (how many trials fit in the budget depends on the
         machine's load, so a time-limited search is not bit-for-bit repeatable).
@@ -326,38 +390,211 @@ def auto_path(
     PathChoice
     """
     tuning = tuning or _tuning.current()
+    weight = tuning.path_write_weight
     start = time.perf_counter()
+
+    def cost(path: Sequence[Sequence[int]]) -> int:
+        return path_cost(inputs, output, size, path, weight)
+
     # the starting point is what opt_einsum's 'auto' returns (branch-and-bound up to 14
     # operands, greedy beyond), so the search can only improve on opt_einsum's choice
     base = _opt_einsum_search(inputs, output, size, "auto", None)
-    best, best_flops = base, path_flops(inputs, output, size, base)
+    best, best_cost = base, cost(base)
     name = "auto: opt_einsum 'auto'"
     if budget is None:
-        budget = search_budget(best_flops, tuning=tuning)
-    deadline = start + budget
+        budget = search_budget(best_cost, tuning=tuning)
+    if budget <= 0:
+        return PathChoice(best, name, time.perf_counter() - start, budget)
+    # the budget counts from here: planning costs opt_einsum's own search plus at most the
+    # budget (opt_einsum's greedy alone can take as long as the budget of a 2 ms contraction)
+    searching = time.perf_counter()
+    deadline = searching + budget
     use_hyper = budget >= tuning.hyper_min_seconds and cotengra_available()
-    if budget > 0:
-        # with cotengra's hyper-optimizer to follow, randomized greedy gets a third of the time
-        until = start + budget / 3 if use_hyper else deadline
-        if _cotengrust() is not None:
-            path, trials = _rust_random_greedy(inputs, output, size, until, seed)
-            how = "cotengrust random-greedy"
+    # with cotengra's hyper-optimizer to follow, the greedy searches get a third of the time
+    until = searching + budget / 3 if use_hyper else deadline
+    rust = _cotengrust() is not None
+    how = "cotengrust random-greedy" if rust else "random-greedy"
+    greedy_trials = elimination_trials = 0
+    greedy_cost = elimination_cost = None
+    rng = random.Random(seed)
+
+    def greedy_batch() -> None:
+        nonlocal best, best_cost, name, greedy_trials, greedy_cost
+        if rust:
+            batch = min(4 << (greedy_trials // 4).bit_length(), 64)
+            # every other batch draws the greedy weight from 0.5-2 instead of cotengrust's
+            # 0.1-4: by path_cost, 16 trials found 2x cheaper paths on a 3D lattice, 1.2x on a
+            # random graph, 1.25x dearer on the language models (medians of 15 seeds)
+            narrow = (greedy_trials // 4).bit_length() % 2 == 1
+            path, log_flops = _rust_random_greedy(inputs, output, size, batch,
+                                                  seed + greedy_trials,
+                                                  (0.5, 2.0) if narrow else None)
+            greedy_trials += batch
+            # cotengrust counts no more FLOPs than path_flops, and path_cost adds writes: a
+            # batch whose FLOPs alone exceed the best cost cannot win (skip pricing it)
+            found = [path] if log_flops < _log(best_cost) / math.log(10) else []
         else:
-            path, trials = _random_greedy(inputs, output, size, until, seed)
-            how = "random-greedy"
-        flops = path_flops(inputs, output, size, path)
-        if flops < best_flops:
-            best, best_flops, name = path, flops, f"auto: {how} ({trials} trials)"
+            found = _random_greedy(inputs, output, size, until, seed, greedy_trials, 4)
+            greedy_trials += len(found)
+        for path in found:
+            c = cost(path)
+            greedy_cost = c if greedy_cost is None else min(greedy_cost, c)
+            if c < best_cost:
+                best, best_cost, name = path, c, "greedy"
+
+    def elimination(randomized: bool, limit: float) -> None:
+        nonlocal best, best_cost, name, elimination_trials, elimination_cost
+        for score in ("width", "fill") if not randomized else (rng.choice(("width", "fill")),):
+            temperature = 10 ** rng.uniform(-2.0, 0.5) if randomized else 0.0
+            path = _elimination_path(inputs, output, size, score, rng, temperature, limit)
+            if path is None:  # out of time
+                return
+            elimination_trials += 1
+            c = cost(path)
+            elimination_cost = c if elimination_cost is None else min(elimination_cost, c)
+            if c < best_cost:
+                best, best_cost, name = path, c, "elimination"
+
+    greedy_batch()  # at least one batch, whatever the time
+    if _has_hyperedges(inputs, output):
+        # on a hypernetwork (a summed label on four operands or more) eliminating one summed
+        # label at a time can be far better than pairwise greedy (random 3-SAT counting: 25x
+        # fewer FLOPs than 256 greedy trials), so it runs even past the budget, for as long
+        # again as the budget or opt_einsum's search took; on graphs, and on a hypernetwork of
+        # labels on up to three operands, it never won (7 einsum_benchmark networks)
+        extra = max(budget, searching - start)
+        elimination(False, max(until, time.perf_counter() + extra))
+    turn = 0
+    while time.perf_counter() < until and greedy_trials < 64 * _MAX_TRIALS:
+        # randomized elimination orders every other turn while they stay within 1.5x of the
+        # best path
+        competitive = elimination_cost is not None and 2 * elimination_cost <= 3 * best_cost
+        if competitive and turn % 2:
+            elimination(True, until)
+        elif not rust and greedy_trials >= _MAX_TRIALS:
+            break
         else:
-            name += f" (kept after {trials} {how} trials)"
+            greedy_batch()
+        turn += 1
     remaining = deadline - time.perf_counter()
     if use_hyper and remaining > 0.05:
         path = _cotengra_path(inputs, output, size, remaining)
         if path is not None:
-            flops = path_flops(inputs, output, size, path)
-            if flops < best_flops:
-                best, best_flops, name = path, flops, "auto: cotengra HyperOptimizer"
+            c = cost(path)
+            if c < best_cost:
+                best, best_cost, name = path, c, "cotengra"
+    if name == "greedy":
+        name = f"auto: {how} ({greedy_trials} trials)"
+    elif name == "elimination":
+        name = f"auto: elimination order ({elimination_trials} orders)"
+    elif name == "cotengra":
+        name = "auto: cotengra HyperOptimizer"
+    else:
+        name += f" (kept after {greedy_trials} {how} trials"
+        name += f", {elimination_trials} elimination orders)" if elimination_trials else ")"
     return PathChoice(best, name, time.perf_counter() - start, budget)
+
+
+def _has_hyperedges(
+    inputs: Sequence[Sequence[int]], output: Sequence[int], degree: int = 4
+) -> bool:
+    """Whether some summed label is shared by ``degree`` operands or more."""
+    count: dict[int, int] = {}
+    out = set(output)
+    for term in inputs:
+        for lab in term:
+            count[lab] = count.get(lab, 0) + 1
+    return any(n >= degree and lab not in out for lab, n in count.items())
+
+
+def _elimination_path(
+    inputs: Sequence[Sequence[int]],
+    output: Sequence[int],
+    size: dict[int, int],
+    score: str = "width",
+    rng: random.Random | None = None,
+    temperature: float = 0.0,
+    deadline: float = math.inf,
+) -> tuple[tuple[int, ...], ...] | None:
+    """A path from an elimination order of the summed labels (None past ``deadline``).
+
+    Variable elimination, as for graphical models: repeatedly pick the summed label whose
+    elimination makes the smallest tensor, contract every operand that carries it (smallest
+    two first), and go on; what is left (output labels, separate components) is contracted
+    smallest first at the end. ``score`` ``'width'`` measures the tensor the step spans (the
+    picked label included: its FLOPs), ``'fill'`` the result (without it). A ``temperature``
+    above 0 perturbs the scores (log2 sizes) with Gumbel noise from ``rng``, for randomized
+    trials. Pairwise greedy looks at one pair at a time; on hypernetworks (a label shared by
+    many operands, e.g. a SAT variable in many clauses) that misses the order in which whole
+    labels disappear.
+    """
+    logs = {lab: math.log2(e) if e > 0 else 0.0 for lab, e in size.items()}
+    out = frozenset(output)
+    terms = {i: frozenset(t) for i, t in enumerate(inputs)}
+    where: dict[int, set[int]] = {}
+    for i, term in terms.items():
+        for lab in term:
+            where.setdefault(lab, set()).add(i)
+    ssa: list[tuple[int, int]] = []
+
+    def weight(i: int) -> float:
+        return sum(logs[lab] for lab in terms[i])
+
+    def merge(a: int, b: int) -> int:
+        new = len(inputs) + len(ssa)
+        union = terms.pop(a) | terms.pop(b)
+        keep = []
+        for lab in union:
+            holders = where[lab]
+            holders.discard(a)
+            holders.discard(b)
+            if holders or lab in out:
+                holders.add(new)
+                keep.append(lab)
+            else:
+                del where[lab]
+        terms[new] = frozenset(keep)
+        ssa.append((a, b))
+        return new
+
+    def contract_all(ids: Iterable[int]) -> None:
+        heap = [(weight(i), i) for i in ids]
+        heapq.heapify(heap)
+        while len(heap) > 1:
+            _, a = heapq.heappop(heap)
+            _, b = heapq.heappop(heap)
+            new = merge(a, b)
+            heapq.heappush(heap, (weight(new), new))
+
+    # each summed label's score, recomputed only when an elimination touched its operands
+    scores: dict[int, float] = {}
+    while True:
+        if time.perf_counter() > deadline:
+            return None
+        picked, picked_score = None, math.inf
+        for lab, holders in where.items():
+            if lab in out or len(holders) < 2:
+                continue
+            value = scores.get(lab)
+            if value is None:
+                spanned = frozenset().union(*(terms[i] for i in holders))
+                value = sum(logs[x] for x in spanned)
+                if score == "fill":
+                    value -= logs[lab]
+                if temperature:
+                    value += temperature * math.log(-math.log(rng.random() or 1e-300))
+                scores[lab] = value
+            if value < picked_score:
+                picked, picked_score = lab, value
+        if picked is None:
+            break
+        bucket = list(where[picked])
+        touched = frozenset().union(*(terms[i] for i in bucket))
+        contract_all(bucket)
+        for lab in touched:
+            scores.pop(lab, None)
+    contract_all(list(terms))
+    return tuple(tuple(int(i) for i in p) for p in _oe_paths.ssa_to_linear(ssa))
 
 
 def _cotengrust() -> Any:
@@ -382,24 +619,22 @@ def _rust_random_greedy(
     inputs: list[tuple[int, ...]],
     output: tuple[int, ...],
     size: dict[int, int],
-    deadline: float,
+    trials: int,
     seed: int,
-) -> tuple[tuple[tuple[int, ...], ...], int]:
-    """cotengrust's randomized greedy in growing batches until ``deadline``: (best, trials)."""
-    rust = _cotengrust()
+    costmod: tuple[float, float] | None = None,
+) -> tuple[tuple[tuple[int, ...], ...], float]:
+    """One batch of cotengrust's randomized greedy: (the batch's fewest-FLOP path, log10 FLOPs);
+    ``costmod`` is the range of its greedy weight (cotengrust's default 0.1-4).
+
+    Rust keeps the best of a batch by FLOPs; ``auto_path`` ranks the batches' winners by
+    :func:`path_cost`, so batches stay small (4-64 trials).
+    """
     names, out, sizes = _as_characters(inputs, output, size)
-    best: tuple[tuple[int, ...], ...] = ()
-    best_log = math.inf
-    trials, batch = 0, 4
-    while trials == 0 or (time.perf_counter() < deadline and trials < 64 * _MAX_TRIALS):
-        path, log_flops = rust.optimize_random_greedy_track_flops(
-            names, out, sizes, ntrials=batch, seed=seed + trials
-        )
-        trials += batch
-        if log_flops < best_log:
-            best, best_log = tuple(tuple(int(i) for i in p) for p in path), log_flops
-        batch = min(2 * batch, 64)
-    return best, trials
+    weights = {} if costmod is None else {"costmod": costmod}
+    path, log_flops = _cotengrust().optimize_random_greedy_track_flops(
+        names, out, sizes, ntrials=trials, seed=seed, **weights
+    )
+    return tuple(tuple(int(i) for i in p) for p in path), log_flops
 
 
 def _random_greedy(
@@ -408,8 +643,11 @@ def _random_greedy(
     size: dict[int, int],
     deadline: float,
     seed: int,
-) -> tuple[tuple[tuple[int, ...], ...], int]:
-    """Randomized greedy trials (pure Python) until ``deadline``: (best path, trials run).
+    first: int = 0,
+    count: int = _MAX_TRIALS,
+) -> list[tuple[tuple[int, ...], ...]]:
+    """Randomized greedy trials (pure Python) ``first``, ``first + 1``, ... until ``deadline``
+    or ``count`` trials (at least one): the path of each.
 
     Each trial runs opt_einsum's greedy with the score "size of the new tensor / c - sizes of
     the two removed ones * c" (``c`` small: remove big tensors first; large: keep new tensors
@@ -423,11 +661,11 @@ def _random_greedy(
     input_sets = [frozenset(t) for t in inputs]
     output_set = frozenset(output)
     state = random.getstate()  # opt_einsum's chooser draws from the global generator
-    best: tuple[tuple[int, ...], ...] = ()
-    best_flops = -1
-    trials = 0
+    found: list[tuple[tuple[int, ...], ...]] = []
     try:
-        while trials < _MAX_TRIALS and (trials == 0 or time.perf_counter() < deadline):
+        for trials in range(first, first + count):
+            if found and time.perf_counter() >= deadline:
+                break
             rng = random.Random(seed * 1_000_003 + trials)
             random.seed(rng.random())
             if trials < len(_SWEEP):
@@ -448,14 +686,10 @@ def _random_greedy(
                 return score * random.gauss(1.0, j) if j else score
 
             ssa = _oe_paths.ssa_greedy_optimize(input_sets, output_set, size, choose_fn, cost_fn)
-            path = tuple(tuple(p) for p in _oe_paths.ssa_to_linear(ssa))
-            flops = path_flops(inputs, output, size, path)
-            if best_flops < 0 or flops < best_flops:
-                best, best_flops = path, flops
-            trials += 1
+            found.append(tuple(tuple(int(i) for i in p) for p in _oe_paths.ssa_to_linear(ssa)))
     finally:
         random.setstate(state)
-    return best, trials
+    return found
 
 
 def _cotengra_path(
@@ -464,7 +698,8 @@ def _cotengra_path(
     size: dict[int, int],
     seconds: float,
 ) -> tuple[tuple[int, ...], ...] | None:
-    """cotengra's hyper-optimized path within ``seconds`` (None if cotengra fails)."""
+    """cotengra's hyper-optimized path within ``seconds``, minimizing its ``'combo'`` cost (FLOPs
+    plus 64 per element written, as :func:`path_cost`); None if cotengra fails."""
     try:
         import warnings
 
@@ -473,7 +708,7 @@ def _cotengra_path(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "couldn't find optlib", no kahypar
             optimizer = cotengra.HyperOptimizer(
-                minimize="flops",
+                minimize="combo",  # the path_cost that auto_path ranks by
                 max_time=seconds,
                 max_repeats=1_000_000,
                 parallel=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -64,11 +65,20 @@ def _random_graph(n: int, degree: int, seed: int, out: int = 1) -> tuple[str, li
     ]
 
 
+def _counting(variables: int, clauses: int, seed: int) -> tuple[str, list]:
+    """A random 3-SAT formula as a counting network: one 2x2x2 tensor per clause over its three
+    variables' labels, so every variable is a hyperedge shared by many clauses."""
+    rng = random.Random(seed)
+    terms = ["".join(_LETTERS[v] for v in rng.sample(range(variables), 3)) for _ in range(clauses)]
+    return ",".join(terms) + "->", [(2, 2, 2)] * clauses
+
+
 NETWORKS = {
     "lattice_3x4": _lattice(3, 4, 1),
     "lattice_4x4": _lattice(4, 4, 2),
     "random_10": _random_graph(10, 3, 3, out=2),
     "random_14": _random_graph(14, 3, 4, out=1),
+    "counting_20": _counting(20, 48, 1),
 }
 
 
@@ -93,32 +103,32 @@ def _operands(shapes: list, seed: int = 0) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------- the budget
 def test_search_budget_scales_with_the_estimated_run_time():
     rate = 1e9
-    assert paths.search_budget(4e9, flops_per_second=rate, fraction=0.25, min_seconds=0) == 1.0
-    assert paths.search_budget(4e8, flops_per_second=rate, fraction=0.25) == pytest.approx(0.1)
-    assert paths.search_budget(4e8, flops_per_second=rate, fraction=0.5) == pytest.approx(0.2)
-    assert paths.search_budget(4e8, flops_per_second=2 * rate, fraction=0.25) == pytest.approx(
+    assert paths.search_budget(4e9, cost_per_second=rate, fraction=0.25, min_seconds=0) == 1.0
+    assert paths.search_budget(4e8, cost_per_second=rate, fraction=0.25) == pytest.approx(0.1)
+    assert paths.search_budget(4e8, cost_per_second=rate, fraction=0.5) == pytest.approx(0.2)
+    assert paths.search_budget(4e8, cost_per_second=2 * rate, fraction=0.25) == pytest.approx(
         0.05
     )
 
 
 def test_search_budget_floor_and_cap():
     # a contraction of a millisecond is not searched at all
-    assert paths.search_budget(1e6, flops_per_second=1e9, fraction=0.25, min_seconds=0.002) == 0
-    assert paths.search_budget(1e7, flops_per_second=1e9, fraction=0.25, min_seconds=0.002) == (
+    assert paths.search_budget(1e6, cost_per_second=1e9, fraction=0.25, min_seconds=0.002) == 0
+    assert paths.search_budget(1e7, cost_per_second=1e9, fraction=0.25, min_seconds=0.002) == (
         pytest.approx(0.0025)
     )
-    assert paths.search_budget(1e15, flops_per_second=1e9, max_seconds=3.0) == 3.0
+    assert paths.search_budget(1e15, cost_per_second=1e9, max_seconds=3.0) == 3.0
     # FLOP counts beyond a float's range (a 100-site MPS's naive count) do not overflow
-    assert paths.search_budget(10**400, flops_per_second=1e9, max_seconds=3.0) == 3.0
-    assert paths.search_budget(2**1100, flops_per_second=1e9, max_seconds=3.0) == 3.0
+    assert paths.search_budget(10**400, cost_per_second=1e9, max_seconds=3.0) == 3.0
+    assert paths.search_budget(2**1100, cost_per_second=1e9, max_seconds=3.0) == 3.0
     assert paths.search_budget(0) == 0.0
 
 
 def test_search_budget_defaults_are_the_current_settings():
-    with tuned(flops_per_second=1e9, search_fraction=0.1, search_min_seconds=0.0,
+    with tuned(cost_per_second=1e9, search_fraction=0.1, search_min_seconds=0.0,
                search_max_seconds=10.0):
         assert paths.search_budget(1e9) == pytest.approx(0.1)
-    assert paths.search_budget(1e9, tuning=replace(DEFAULT, flops_per_second=1e9,
+    assert paths.search_budget(1e9, tuning=replace(DEFAULT, cost_per_second=1e9,
                                                    search_fraction=0.1)) == pytest.approx(0.1)
 
 
@@ -140,7 +150,8 @@ def test_auto_search_is_valid_and_no_worse_than_opt_einsum(name, engine, monkeyp
     choice = paths.auto_path(inputs, output, size, budget=0.05)
     _check_path([tuple(p) for p in choice.path], len(inputs))
     base, _ = opt_einsum.contract_path(subscripts, *shapes, shapes=True, optimize="auto")
-    assert paths.path_flops(inputs, output, size, choice.path) <= paths.path_flops(
+    # never worse than opt_einsum's path by the cost the search ranks paths by
+    assert paths.path_cost(inputs, output, size, choice.path) <= paths.path_cost(
         inputs, output, size, base
     )
     assert choice.optimizer.startswith("auto:")
@@ -161,9 +172,9 @@ def test_python_search_repairs_a_bad_greedy_path(monkeypatch):
     subscripts = subscripts[:-2] + "->" + _LETTERS[0] + _LETTERS[16]
     inputs, output, size = _problem(subscripts, shapes)
     choice = paths.auto_path(inputs, output, size, budget=0.2)
-    greedy = paths.path_flops(inputs, output, size, paths._opt_einsum_search(
+    greedy = paths.path_cost(inputs, output, size, paths._opt_einsum_search(
         inputs, output, size, "greedy", None))
-    assert paths.path_flops(inputs, output, size, choice.path) <= greedy
+    assert paths.path_cost(inputs, output, size, choice.path) <= greedy
 
 
 def test_no_budget_keeps_opt_einsums_path():
@@ -195,11 +206,106 @@ def test_small_equations_use_opt_einsums_auto():
     assert info.optimizer == "auto: opt_einsum 'auto'"
 
 
+# ----------------------------------------------------------------------------- path cost
+def test_path_cost_is_flops_plus_weighted_writes():
+    subscripts, shapes = NETWORKS["lattice_3x4"]
+    inputs, output, size = _problem(subscripts, shapes)
+    path, _ = opt_einsum.contract_path(subscripts, *shapes, shapes=True, optimize="greedy")
+    flops = paths.path_flops(inputs, output, size, path)
+    assert paths.path_cost(inputs, output, size, path, write_weight=0) == flops
+    written = paths.path_cost(inputs, output, size, path, write_weight=1) - flops
+    # every step writes its result: the last one is the (scalar) output
+    assert written >= len(path)
+    assert paths.path_cost(inputs, output, size, path, write_weight=64) == flops + 64 * written
+    with tuned(path_write_weight=3):
+        assert paths.path_cost(inputs, output, size, path) == flops + 3 * written
+
+
+def test_search_ranks_paths_by_path_cost(monkeypatch):
+    """With writes weighted heavily, 'auto' keeps the candidate that writes least, though
+    another has fewer FLOPs."""
+    subscripts, shapes = NETWORKS["random_14"]
+    inputs, output, size = _problem(subscripts, shapes)
+    few_flops = (
+        (0, 1),
+        *(((0, 1),) * (len(inputs) - 2)),
+    )
+    small = paths._opt_einsum_search(inputs, output, size, "greedy", None)
+    monkeypatch.setattr(paths, "_opt_einsum_search", lambda *a: few_flops)
+    monkeypatch.setattr(paths, "_cotengrust", lambda: None)
+    monkeypatch.setattr(paths, "_random_greedy", lambda *a: [small])
+    for weight in (0, 10**6):
+        choice = paths.auto_path(inputs, output, size, budget=0.01,
+                                 tuning=replace(DEFAULT, path_write_weight=weight))
+        costs = {p: paths.path_cost(inputs, output, size, p, weight) for p in (few_flops, small)}
+        assert choice.path == min(costs, key=costs.get)
+
+
+
+@pytest.mark.skipif(paths._cotengrust() is None, reason="cotengrust not installed")
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_cotengrust_counts_no_more_flops_than_path_flops(name):
+    """auto_path skips pricing a batch whose cotengrust FLOPs exceed the best cost: sound only
+    if cotengrust's count is never above path_flops."""
+    inputs, output, size = _problem(*NETWORKS[name])
+    for seed in range(4):
+        path, log_flops = paths._rust_random_greedy(inputs, output, size, 4, seed)
+        assert 10**log_flops <= paths.path_flops(inputs, output, size, path) * (1 + 1e-9)
+
+# ----------------------------------------------------------------------------- hypernetworks
+def test_elimination_order_is_valid_and_beats_greedy_on_counting():
+    subscripts, shapes = NETWORKS["counting_20"]
+    inputs, output, size = _problem(subscripts, shapes)
+    greedy = paths._opt_einsum_search(inputs, output, size, "greedy", None)
+    for score in ("width", "fill"):
+        path = paths._elimination_path(inputs, output, size, score)
+        _check_path([tuple(p) for p in path], len(inputs))
+        assert paths.path_flops(inputs, output, size, path) < paths.path_flops(
+            inputs, output, size, greedy) / 4
+    rng = random.Random(0)
+    path = paths._elimination_path(inputs, output, size, "fill", rng, temperature=1.0)
+    _check_path([tuple(p) for p in path], len(inputs))
+    assert paths._elimination_path(inputs, output, size, deadline=0.0) is None
+    assert paths._has_hyperedges(inputs, output)
+    assert not paths._has_hyperedges(*_problem(*NETWORKS["lattice_4x4"])[:2])
+
+
+@pytest.mark.parametrize("engine", ["installed", "python"])
+def test_auto_uses_elimination_on_hypernetworks_even_without_the_extra(engine, monkeypatch):
+    if engine == "python":
+        monkeypatch.setattr(paths, "_cotengrust", lambda: None)
+        monkeypatch.setattr(paths, "cotengra_available", lambda: False)
+    subscripts, shapes = NETWORKS["counting_20"]
+    inputs, output, size = _problem(subscripts, shapes)
+    # a budget too small for anything but one batch of greedy trials: elimination still runs
+    choice = paths.auto_path(inputs, output, size, budget=1e-6)
+    assert choice.optimizer.startswith("auto: elimination order")
+    base = paths._opt_einsum_search(inputs, output, size, "auto", None)
+    assert paths.path_cost(inputs, output, size, choice.path) < paths.path_cost(
+        inputs, output, size, base)
+    ops = [np.random.default_rng(1).uniform(0, 1, s) for s in shapes]
+    expected = _reference(subscripts, *ops)
+    assert_matches(contract.einsum(subscripts, *ops, optimize=list(choice.path)), expected)
+
+
+def test_search_keeps_to_its_budget(monkeypatch):
+    """After opt_einsum's path, the search stops within its budget (plus the trial under way)."""
+    monkeypatch.setattr(paths, "cotengra_available", lambda: False)
+    subscripts, shapes = NETWORKS["lattice_4x4"]
+    inputs, output, size = _problem(subscripts, shapes)
+    start = time.perf_counter()
+    paths._opt_einsum_search(inputs, output, size, "auto", None)
+    base_seconds = time.perf_counter() - start
+    for budget in (0.01, 0.05):
+        choice = paths.auto_path(inputs, output, size, budget=budget)
+        assert choice.seconds < 2 * base_seconds + budget + 0.02
+
+
 # ----------------------------------------------------------------------------- the report
 def test_report_names_the_optimizer_and_search_time():
     subscripts, shapes = NETWORKS["random_14"]
     # every network looks expensive; the search stops at 30 ms
-    with tuned(flops_per_second=1.0, search_max_seconds=0.03):
+    with tuned(cost_per_second=1.0, search_max_seconds=0.03):
         path, info = contract.contract_path(subscripts, *shapes, shapes=True, optimize=True)
     assert info.optimizer.startswith("auto:") and "trials" in info.optimizer
     assert 0 < info.path_search < 5
