@@ -24,6 +24,14 @@ Only the serial kernels run here: the caller owns the threads (a user's ``prange
 einsum in every iteration, and a parallel kernel launched from a worker thread would nest thread
 pools), and the results stay bit-identical to the serial kernels'. The generated source is compiled
 into the caller, so ``@njit(cache=True)`` callers cache it with the rest of their code.
+
+The per-call cost outside the loop nest. Numba brackets every array argument of a function with
+atomic reference-count updates (``lock`` instructions, several nanoseconds each), and its pruning
+pass removes a pair only across a short, simple stretch of code, which the size checks and the
+loop nest are not. The generated function therefore takes each operand at its entry as a borrowed
+view (:func:`_borrow`: no reference, so nothing to count), and allocates a tiny product's result
+in its final shape (no reshape, a C call and two more counts). Measured on a 4x4 ``ij,jk->ik`` in
+an njit loop: from 2.2x to about 1.1-1.2x the time of a hand-written loop.
 """
 
 from __future__ import annotations
@@ -98,6 +106,31 @@ def _flat_span(typingctx, arr, lo, span):
         return res
 
     return rettype(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def _borrow(typingctx, arr):
+    """``arr`` itself (same type, same memory) without a reference: its meminfo and parent are
+    null, so Numba's reference counting of it costs nothing (the operations on a null pointer
+    are pruned). The generated code takes each operand so at its entry: the caller's reference
+    keeps the memory alive for the whole call, and no borrowed view outlives the call (every
+    result is a new array, or ``out``)."""
+
+    def codegen(context, builder, sig, args):
+        src = make_array(sig.args[0])(context, builder, args[0])
+        dst = make_array(sig.return_type)(context, builder)
+        populate_array(
+            dst,
+            data=src.data,
+            shape=src.shape,
+            strides=src.strides,
+            itemsize=src.itemsize,
+            meminfo=None,
+            parent=None,
+        )
+        return dst._getvalue()
+
+    return arr(arr), codegen
 
 
 def _same_array(context, builder, sig, args):
@@ -481,7 +514,7 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     n_labels = len(labels)
     g: dict[str, Any] = {
         "np": np, "_size_error": _size_error, "_same_error": _same_error,
-        "_check_out": _check_out,
+        "_check_out": _check_out, "_borrow": _borrow,
         "_flat_span": _flat_span, "_readonly": _readonly, "_run_step": _run_step,
         "_as_matrix": _as_matrix, "_gemm": _gemm_function(), "_best_order": _best_order,
         "_c_row": _c_row, "_work": _work, "T": comp.type,
@@ -504,6 +537,10 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
 
     src = _Source()
     src.lines.append(f"def impl({arg_list}):")
+    # the operands as borrowed views (see _borrow): the arguments' reference counts are then
+    # touched only here, in one basic block, where Numba's pruning removes them
+    for k in range(len(terms)):
+        src(f"x{k} = _borrow(op{k})")
     # ---- sizes
     for lab in range(n_labels):
         src(f"s{lab} = -1")
@@ -511,14 +548,14 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
         first: dict[int, int] = {}
         for axis, lab in enumerate(term):
             if lab in first:
-                src(f"if op{k}.shape[{first[lab]}] != op{k}.shape[{axis}]:")
-                src(f"    _same_error(op{k}.shape[{first[lab]}], op{k}.shape[{axis}], {k}, "
+                src(f"if x{k}.shape[{first[lab]}] != x{k}.shape[{axis}]:")
+                src(f"    _same_error(x{k}.shape[{first[lab]}], x{k}.shape[{axis}], {k}, "
                     f"{names[lab]!r})")
             else:
                 first[lab] = axis
             # the sizes are locals s0, s1, ... (an array only on the kernel path): numpy's
             # broadcasting rule, inline
-            src(f"d = op{k}.shape[{axis}]")
+            src(f"d = x{k}.shape[{axis}]")
             src(f"if s{lab} < 0 or s{lab} == 1:")
             src(f"    s{lab} = d")
             src(f"elif d != 1 and d != s{lab}:")
@@ -527,29 +564,32 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
         for axis, lab in enumerate(output):
             src(f"_check_out(out.shape[{axis}], s{lab}, {axis})")
     out_shape = "(" + "".join(f"s{lab}, " for lab in output) + ")"
-    src(f"res_flat = np.empty({_prod_expr(output, 's')}, dtype=T)")
-    src(f"res = res_flat.reshape({out_shape})")
-    # ---- tiny: one loop nest over every label
+    # ---- tiny: one loop nest over every label, into the result allocated in its shape (a
+    # reshape costs a call and two reference counts per einsum call); a 0-d result is the
+    # accumulator itself (``total``), with no allocation
     src(f"if {_prod_expr(range(n_labels), 's')} <= {_TINY_WORK}:")
     src.depth += 1
+    if output:
+        src(f"res = np.empty({out_shape}, dtype=T)")
     _emit_loops(src, terms, output, n_labels, in_dtypes, comp)
     src.depth -= 1
+    # ---- otherwise the planned steps
     src("else:")
     src.depth += 1
+    src(f"res_flat = np.empty({_prod_expr(output, 's')}, dtype=T)")
     src(f"size = np.array(({''.join(f's{lab}, ' for lab in range(n_labels))}), dtype=np.int64)")
     _emit_planned(src, const, const_masks, terms, output, n_labels, in_dtypes, comp, optimize)
+    src(f"res = res_flat.reshape({out_shape})" if output else "total = res_flat[0]")
     src.depth -= 1
     # ---- result
+    value = "res" if output else "total"
+    if result.kind == "b":
+        value += " != 0"
     if not _is_none(out_t):
-        if not output:
-            src("out[()] = res_flat[0] != 0" if result.kind == "b" else "out[()] = res_flat[0]")
-        else:
-            src("out[...] = res != 0" if result.kind == "b" else "out[...] = res")
+        src(f"out[{'...' if output else '()'}] = {value}")
         src("return out")
-    elif not output:
-        src("return res_flat[0] != 0" if result.kind == "b" else "return res_flat[0]")
     else:
-        src("return res != 0" if result.kind == "b" else "return res")
+        src(f"return {value}")
     return "\n".join(src.lines) + "\n", g
 
 
@@ -568,7 +608,7 @@ def _emit_loops(src: _Source, terms: list[list[int]], output: list[int], n_label
     # broadcast multipliers: an axis of size 1 is read at index 0 whatever its label's index
     for k, term in enumerate(terms):
         for axis in range(len(term)):
-            src(f"m{k}_{axis} = np.int64(op{k}.shape[{axis}] != 1)")
+            src(f"m{k}_{axis} = np.int64(x{k}.shape[{axis}] != 1)")
     depth0 = src.depth
     for lab in output:
         src(f"for i{lab} in range(s{lab}):")
@@ -580,14 +620,14 @@ def _emit_loops(src: _Source, terms: list[list[int]], output: list[int], n_label
     factors = []
     for k, term in enumerate(terms):
         index = ", ".join(f"i{lab} * m{k}_{axis}" for axis, lab in enumerate(term))
-        read = f"op{k}[{index}]" if term else f"op{k}[()]"
+        read = f"x{k}[{index}]" if term else f"x{k}[()]"
         factors.append(read if in_dtypes[k] == comp else f"T({read})")
     src(f"acc += {' * '.join(factors)}")
     src.depth -= len(summed)
     if output:
         src(f"res[{', '.join(f'i{lab}' for lab in output)}] = acc")
     else:
-        src("res_flat[0] = acc")
+        src("total = acc")
     src.depth = depth0
 
 
@@ -598,7 +638,7 @@ def _emit_planned(src: _Source, const: Any, const_masks: Any, terms: list[list[i
     """Steps by the kernels (and BLAS), in the cheapest of the candidate orders."""
     # flat views of the operands (converted to the computation dtype first when needed)
     for k, term in enumerate(terms):
-        src(f"c{k} = op{k}" if in_dtypes[k] == comp else f"c{k} = op{k}.astype(T)")
+        src(f"c{k} = x{k}" if in_dtypes[k] == comp else f"c{k} = x{k}.astype(T)")
         src(f"r{k} = np.zeros({n_labels}, dtype=np.int64)")
         src(f"lo{k} = 0")
         src(f"hi{k} = 0")
