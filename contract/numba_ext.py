@@ -16,7 +16,8 @@ candidate pairwise orders (every order up to ``_ALL_ORDERS_MAX`` operands, one o
    sizes at most ``_TINY_WORK``: a 4x4 matrix product costs what a hand-written loop costs);
 3. otherwise picks the cheapest candidate order with a FLOP count evaluated on the sizes, and runs
    its steps: float and complex matrix-product steps through ``np.dot`` (BLAS, which Numba reaches
-   through SciPy) or, without SciPy, the project's ``gemm_serial``; every other step through
+   through SciPy) or, without SciPy, the project's ``gemm_serial``, one call per batch item when
+   the step is batched (its batch labels first in its result); every other step through
    ``sum_products_serial`` on flat, uncopied views of the operands' memory, with the loop layout
    computed by :func:`kernel_dims_arrays`, a nopython twin of :func:`contract.layout.kernel_dims`.
 
@@ -514,7 +515,7 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
     n_labels = len(labels)
     g: dict[str, Any] = {
         "np": np, "_size_error": _size_error, "_same_error": _same_error,
-        "_check_out": _check_out, "_borrow": _borrow,
+        "_check_out": _check_out, "_borrow": _borrow, "_writable": _writable,
         "_flat_span": _flat_span, "_readonly": _readonly, "_run_step": _run_step,
         "_as_matrix": _as_matrix, "_gemm": _gemm_function(), "_best_order": _best_order,
         "_c_row": _c_row, "_work": _work, "T": comp.type,
@@ -752,18 +753,32 @@ def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[in
             src(f"{tb} = np.empty(n_el, dtype=T)")
         gemm = _gemm_split(inputs, keep, output if last else None) if blas_kind else None
         if gemm is not None:
-            (xa, xb), m, k, nn = gemm
+            (xa, xb), batch, m, k, nn = gemm
             x, y = inputs[xa], inputs[xb]
-            src(f"if _work(size, {const(sorted(touched))}) >= {_GEMM_MIN_WORK}:")
+            # a matrix product (per batch item) of at least _GEMM_MIN_WORK multiply-adds
+            src(f"if _work(size, {const(sorted(m + k + nn))}) >= {_GEMM_MIN_WORK}:")
             src.depth += 1
             nm, nk, nnn = _prod_expr(m), _prod_expr(k), _prod_expr(nn)
-            src(f"mat_a = _as_matrix({x[0]}, {x[1]}, {x[2]}, size, {const(m + k)}, {nm}, {nk})")
-            src(f"mat_b = _as_matrix({y[0]}, {y[1]}, {y[2]}, size, {const(k + nn)}, {nk}, {nnn})")
             if not last:
-                # the intermediate is laid out as (m, n): its strides follow
-                src(f"{tr}, _ = _c_row({const(m + nn)}, size)")
-            src(f"_gemm(mat_a, mat_b, {tb}.reshape(({nm}, {nnn})))")
-            src.depth -= 1
+                # the intermediate is laid out as (batch, m, n): its strides follow
+                src(f"{tr}, _ = _c_row({const(batch + m + nn)}, size)")
+            depth = src.depth
+            for lab in batch:  # one matrix product per batch item, each a BLAS call
+                src(f"for i{lab} in range(size[{lab}]):")
+                src.depth += 1
+            off_x, off_y, off_t = (
+                " + ".join([base] + [f"i{lab} * {row}[{lab}]" for lab in batch])
+                for base, row in ((x[1], x[2]), (y[1], y[2]), ("0", tr)))
+            src(f"mat_a = _as_matrix({x[0]}, {off_x}, {x[2]}, size, {const(m + k)}, {nm}, {nk})")
+            src(f"mat_b = _as_matrix({y[0]}, {off_y}, {y[2]}, size, {const(k + nn)}, {nk}, "
+                f"{nnn})")
+            if batch:
+                src(f"ot = {off_t}")
+                src(f"_gemm(mat_a, mat_b, _writable({tb}[ot:ot + {nm} * {nnn}])"
+                    f".reshape(({nm}, {nnn})))")
+            else:
+                src(f"_gemm(mat_a, mat_b, {tb}.reshape(({nm}, {nnn})))")
+            src.depth = depth - 1
             src("else:")
             src.depth += 1
         bufs = ", ".join(w[0] for w in inputs)
@@ -779,25 +794,31 @@ def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[in
 
 
 def _gemm_split(inputs: list, keep: frozenset, final_order: list[int] | None) -> Any:
-    """For a pair step that is a plain matrix product (no batch labels, every summed label in
-    both operands): ((first, second), m, k, n) label lists such that the result, C-ordered over
-    ``m + n``, is ``final_order`` when given; else None."""
+    """For a pair step that is a matrix product, batched or not (every summed label in both
+    operands): ((first, second), batch, m, k, n) label lists such that the result, C-ordered
+    over ``batch + m + n``, is ``final_order`` when given; else None. Batch labels are the kept
+    labels of both operands; each batch item is one matrix product."""
     if len(inputs) != 2:
         return None
     la, lb = inputs[0][3], inputs[1][3]
-    if (la & lb & keep) or ((la | lb) - keep - (la & lb)):
-        return None  # batch labels, or labels summed in one operand only
+    if (la | lb) - keep - (la & lb):
+        return None  # labels summed in one operand only
     k = sorted((la & lb) - keep)
     if not k:
         return None
+    batch = sorted(la & lb & keep)
+    if final_order is not None:
+        batch = [lab for lab in final_order if lab in batch]
+        if final_order[:len(batch)] != batch:
+            return None  # the batch labels must come first in the result
     for first, second, lx, ly in ((0, 1, la, lb), (1, 0, lb, la)):
         m, n = sorted(lx - ly), sorted(ly - lx)
         if final_order is None:
-            return (first, second), m, k, n
+            return (first, second), batch, m, k, n
         mo = [lab for lab in final_order if lab in m]
         no = [lab for lab in final_order if lab in n]
-        if final_order == mo + no:
-            return (first, second), mo, k, no
+        if final_order == batch + mo + no:
+            return (first, second), batch, mo, k, no
     return None
 
 

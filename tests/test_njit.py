@@ -92,6 +92,35 @@ def test_chain_order_chosen_from_shapes():
         check(run3, eq, *(make_operand(s, np.float64, "C", rng) for s in shapes))
 
 
+def test_batched_products_one_blas_call_per_item():
+    # batch labels first in the result: one matrix product per batch item (BLAS); broadcast
+    # and strided batches, an empty batch, items below the BLAS threshold (the kernel), and a
+    # batched intermediate in a chain
+    rng = np.random.default_rng(11)
+    for (sa, la), (sb, lb) in [
+            (((5, 20, 30), "C"), ((5, 30, 25), "C")),
+            (((1, 20, 30), "C"), ((5, 30, 25), "negative")),
+            (((5, 20, 30), "sliced"), ((1, 30, 25), "F")),
+            (((0, 20, 30), "C"), ((0, 30, 25), "C")),
+            (((300, 4, 4), "C"), ((300, 4, 4), "C"))]:
+        check(run2, "bij,bjk->bik", make_operand(sa, np.float64, la, rng),
+              make_operand(sb, np.float64, lb, rng))
+    for shapes in ([(4, 20, 30), (4, 30, 25), (4, 25, 20)],
+                   [(300, 2, 4), (300, 4, 2), (300, 2, 2)]):
+        check(run3, "bij,bjk,bkl->bil", *(make_operand(s, np.float64, "C", rng) for s in shapes))
+
+
+@full_only
+def test_full_batched_product_orders():
+    rng = np.random.default_rng(12)
+    a = make_operand((3, 20, 30), np.float64, "C", rng)
+    b = make_operand((3, 30, 25), np.float64, "F", rng)
+    check(run2, "bij,bjk->bki", a, b)  # the operands swapped: C-ordered over (b, k, i)
+    check(run2, "bij,bjk->ibk", a, b)  # the batch label not first: the kernel
+    check(run2, "...ij,...jk->...ik", make_operand((2, 3, 20, 30), np.float64, "C", rng),
+          make_operand((2, 3, 30, 25), np.float64, "sliced", rng))  # two batch labels
+
+
 def test_repeated_labels_int64_and_bool_trace():
     rng = np.random.default_rng(4)
     for n, m in ((3, 4), (40, 30)):
