@@ -15,11 +15,12 @@ candidate pairwise orders (every order up to ``_ALL_ORDERS_MAX`` operands, one o
 2. runs the whole contraction as one generated loop nest when it is tiny (the product of all label
    sizes at most ``_TINY_WORK``: a 4x4 matrix product costs what a hand-written loop costs);
 3. otherwise picks the cheapest candidate order with a FLOP count evaluated on the sizes, and runs
-   its steps: float and complex matrix-product steps through ``np.dot`` (BLAS, which Numba reaches
-   through SciPy) or, without SciPy, the project's ``gemm_serial``, one call per batch item when
-   the step is batched (its batch labels first in its result); every other step through
-   ``sum_products_serial`` on flat, uncopied views of the operands' memory, with the loop layout
-   computed by :func:`kernel_dims_arrays`, a nopython twin of :func:`contract.layout.kernel_dims`.
+   its steps: matrix-product steps through ``np.dot`` for floats and complex numbers (BLAS, which
+   Numba reaches through SciPy) or the project's ``gemm_serial`` (integers, and floats without
+   SciPy), one call per batch item when the step is batched (its batch labels first in its
+   result); every other step through ``sum_products_serial`` on flat, uncopied views of the
+   operands' memory, with the loop layout computed by :func:`kernel_dims_arrays`, a nopython twin
+   of :func:`contract.layout.kernel_dims`.
 
 Only the serial kernels run here: the caller owns the threads (a user's ``prange`` loop may call
 einsum in every iteration, and a parallel kernel launched from a worker thread would nest thread
@@ -144,8 +145,8 @@ def _same_array(context, builder, sig, args):
 
 @intrinsic
 def _readonly(typingctx, arr):
-    """``arr`` (1-D, C-ordered) typed read-only: an intermediate result as a kernel input."""
-    return types.Array(arr.dtype, 1, "C", readonly=True)(arr), _same_array
+    """``arr`` typed read-only: an intermediate result (or a matrix) as a kernel input."""
+    return arr.copy(readonly=True)(arr), _same_array
 
 
 @intrinsic
@@ -396,13 +397,17 @@ def _gemm_blas(a2, b2, out2):
 
 @jit
 def _gemm_kernel(a2, b2, out2):
-    """out2 = a2 @ b2 for C-ordered matrices, by the project's blocked kernel (no SciPy)."""
-    gemm_serial(a2.reshape((1,) + a2.shape), b2.reshape((1,) + b2.shape),
+    """out2 = a2 @ b2 for C-ordered matrices, by the project's blocked kernel (integers; floats
+    without SciPy). The inputs read-only, as the kernel's calls from Python pass them: one
+    specialization per dtype, loaded from the disk cache."""
+    gemm_serial(_readonly(a2.reshape((1,) + a2.shape)), _readonly(b2.reshape((1,) + b2.shape)),
                 out2.reshape((1,) + out2.shape))
 
 
-def _gemm_function() -> Any:
-    return _gemm_blas if _HAVE_SCIPY else _gemm_kernel
+def _gemm_function(dtype: Any = np.float64) -> Any:
+    """The matrix-product function for steps computed in ``dtype``: BLAS for floats and complex
+    numbers when SciPy is there (Numba's ``np.dot`` needs it), else the project's kernel."""
+    return _gemm_blas if _HAVE_SCIPY and np.dtype(dtype).kind in "fc" else _gemm_kernel
 
 
 @jit
@@ -517,7 +522,7 @@ def _generate(subscripts: str, ops: list, out_t: Any, dtype_t: Any, optimize: An
         "np": np, "_size_error": _size_error, "_same_error": _same_error,
         "_check_out": _check_out, "_borrow": _borrow, "_writable": _writable,
         "_flat_span": _flat_span, "_readonly": _readonly, "_run_step": _run_step,
-        "_as_matrix": _as_matrix, "_gemm": _gemm_function(), "_best_order": _best_order,
+        "_as_matrix": _as_matrix, "_gemm": _gemm_function(comp), "_best_order": _best_order,
         "_c_row": _c_row, "_work": _work, "T": comp.type,
     }
     consts: dict[tuple, str] = {}
@@ -656,10 +661,9 @@ def _emit_planned(src: _Source, const: Any, const_masks: Any, terms: list[list[i
         src(f"o{k} = -lo{k}")
     src(f"res_row, _ = _c_row({const(output)}, size)")
     n = len(terms)
-    blas_kind = comp.kind in "fc"
     work = [(f"b{k}", f"o{k}", f"r{k}", frozenset(t)) for k, t in enumerate(terms)]
     if n <= 2 or optimize is False:
-        _emit_path(src, const, work, [tuple(range(n))], output, n_labels, blas_kind, "p0")
+        _emit_path(src, const, work, [tuple(range(n))], output, n_labels, "p0")
         return
     paths, masks = _candidates(terms, output, n_labels)
     if len(paths) > 1:
@@ -668,7 +672,7 @@ def _emit_planned(src: _Source, const: Any, const_masks: Any, terms: list[list[i
         if len(paths) > 1:
             src(f"{'if' if c == 0 else 'elif'} best == {c}:")
             src.depth += 1
-        _emit_path(src, const, work, path, output, n_labels, blas_kind, f"p{c}")
+        _emit_path(src, const, work, path, output, n_labels, f"p{c}")
         if len(paths) > 1:
             src.depth -= 1
 
@@ -733,7 +737,7 @@ def _best_order(size, masks):
 
 
 def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[int],
-               n_labels: int, blas_kind: bool, tag: str) -> None:
+               n_labels: int, tag: str) -> None:
     """The steps of one order; the last one writes into ``res``."""
     work = list(work)
     out_set = frozenset(output)
@@ -751,7 +755,7 @@ def _emit_path(src: _Source, const: Any, work: list, path: list, output: list[in
             tb, to, tr = f"{name}b", "0", f"{name}r"
             src(f"{tr}, n_el = _c_row({const(sorted(keep))}, size)")
             src(f"{tb} = np.empty(n_el, dtype=T)")
-        gemm = _gemm_split(inputs, keep, output if last else None) if blas_kind else None
+        gemm = _gemm_split(inputs, keep, output if last else None)
         if gemm is not None:
             (xa, xb), batch, m, k, nn = gemm
             x, y = inputs[xa], inputs[xb]

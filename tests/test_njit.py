@@ -110,6 +110,19 @@ def test_batched_products_one_blas_call_per_item():
         check(run3, "bij,bjk,bkl->bil", *(make_operand(s, np.float64, "C", rng) for s in shapes))
 
 
+def test_integer_matrix_products_run_the_gemm_kernel():
+    # no BLAS for integers: matrix-product steps (batched or not) run gemm_serial, exactly
+    assert ne._gemm_function(np.int64) is ne._gemm_kernel
+    rng = np.random.default_rng(13)
+    for (sa, la), (sb, lb) in [(((60, 50), "C"), ((50, 70), "C")),
+                               (((60, 50), "sliced"), ((50, 70), "negative")),
+                               (((1, 300), "F"), ((300, 40), "C"))]:
+        check(run2, "ij,jk->ik", make_operand(sa, np.int64, la, rng),
+              make_operand(sb, np.int64, lb, rng))
+    check(run2, "bij,bjk->bik", make_operand((5, 20, 30), np.int64, "C", rng),
+          make_operand((1, 30, 25), np.int64, "C", rng))
+
+
 @full_only
 def test_full_batched_product_orders():
     rng = np.random.default_rng(12)
