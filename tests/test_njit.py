@@ -92,6 +92,48 @@ def test_chain_order_chosen_from_shapes():
         check(run3, eq, *(make_operand(s, np.float64, "C", rng) for s in shapes))
 
 
+def test_batched_products_one_blas_call_per_item():
+    # batch labels first in the result: one matrix product per batch item (BLAS); broadcast
+    # and strided batches, an empty batch, items below the BLAS threshold (the kernel), and a
+    # batched intermediate in a chain
+    rng = np.random.default_rng(11)
+    for (sa, la), (sb, lb) in [
+            (((5, 20, 30), "C"), ((5, 30, 25), "C")),
+            (((1, 20, 30), "C"), ((5, 30, 25), "negative")),
+            (((5, 20, 30), "sliced"), ((1, 30, 25), "F")),
+            (((0, 20, 30), "C"), ((0, 30, 25), "C")),
+            (((300, 4, 4), "C"), ((300, 4, 4), "C"))]:
+        check(run2, "bij,bjk->bik", make_operand(sa, np.float64, la, rng),
+              make_operand(sb, np.float64, lb, rng))
+    for shapes in ([(4, 20, 30), (4, 30, 25), (4, 25, 20)],
+                   [(300, 2, 4), (300, 4, 2), (300, 2, 2)]):
+        check(run3, "bij,bjk,bkl->bil", *(make_operand(s, np.float64, "C", rng) for s in shapes))
+
+
+def test_integer_matrix_products_run_the_gemm_kernel():
+    # no BLAS for integers: matrix-product steps (batched or not) run gemm_serial, exactly
+    assert ne._gemm_function(np.int64) is ne._gemm_kernel
+    rng = np.random.default_rng(13)
+    for (sa, la), (sb, lb) in [(((60, 50), "C"), ((50, 70), "C")),
+                               (((60, 50), "sliced"), ((50, 70), "negative")),
+                               (((1, 300), "F"), ((300, 40), "C"))]:
+        check(run2, "ij,jk->ik", make_operand(sa, np.int64, la, rng),
+              make_operand(sb, np.int64, lb, rng))
+    check(run2, "bij,bjk->bik", make_operand((5, 20, 30), np.int64, "C", rng),
+          make_operand((1, 30, 25), np.int64, "C", rng))
+
+
+@full_only
+def test_full_batched_product_orders():
+    rng = np.random.default_rng(12)
+    a = make_operand((3, 20, 30), np.float64, "C", rng)
+    b = make_operand((3, 30, 25), np.float64, "F", rng)
+    check(run2, "bij,bjk->bki", a, b)  # the operands swapped: C-ordered over (b, k, i)
+    check(run2, "bij,bjk->ibk", a, b)  # the batch label not first: the kernel
+    check(run2, "...ij,...jk->...ik", make_operand((2, 3, 20, 30), np.float64, "C", rng),
+          make_operand((2, 3, 30, 25), np.float64, "sliced", rng))  # two batch labels
+
+
 def test_repeated_labels_int64_and_bool_trace():
     rng = np.random.default_rng(4)
     for n, m in ((3, 4), (40, 30)):
@@ -175,6 +217,48 @@ def test_inside_prange():
         a = make_operand((8, n, n), np.float64, "C", rng)
         b = make_operand((8, n, n), np.float64, "C", rng)
         assert_matches(_batched(a, b), np.einsum("tij,tjk->tik", a, b))
+
+
+@numba.njit
+def _temporaries(a, b):
+    # operands that only the caller's temporaries hold, dropped right after each call; the
+    # first result is kept past the allocations that follow
+    first = contract.einsum("ij,jk->ik", a * 1.0, b + 0.0)
+    second = contract.einsum("ij,jk->ik", a.copy(), b.copy())
+    return first, second + 0.0, contract.einsum("ij,jk->ik", a, b)
+
+
+def test_borrowed_operands_no_leak_no_alias():
+    # the generated code reads its operands through views that hold no reference (_borrow):
+    # every result must be a new array, and each call must free what it allocated
+    from numba.core.runtime import _nrt_python as nrt
+
+    def stats():
+        return (nrt.memsys_get_stats_alloc(), nrt.memsys_get_stats_free(),
+                nrt.memsys_get_stats_mi_alloc(), nrt.memsys_get_stats_mi_free())
+
+    rng = np.random.default_rng(10)
+    was_enabled = nrt.memsys_stats_enabled()
+    nrt.memsys_enable_stats()
+    try:
+        for m, k, n in ((3, 4, 5), (60, 70, 50)):  # the tiny loop nest, then a BLAS step
+            a = make_operand((m, k), np.float64, "C", rng)
+            b = make_operand((k, n), np.float64, "C", rng)
+            for got in _temporaries(a, b):
+                assert_matches(got, a @ b)
+                assert not (np.shares_memory(got, a) or np.shares_memory(got, b))
+            del got
+            # (a call that compiles keeps references to its arguments; so does a call through
+            # numba.literally's retry, as run2's: hence a second call of a literal function)
+            refs = sys.getrefcount(a), sys.getrefcount(b)
+            before = stats()
+            _temporaries(a, b)  # the results freed at once
+            alloc, free, mi_alloc, mi_free = (x - y for x, y in zip(stats(), before))
+            assert (alloc, mi_alloc) == (free, mi_free)
+            assert (sys.getrefcount(a), sys.getrefcount(b)) == refs
+    finally:
+        if not was_enabled:
+            nrt.memsys_disable_stats()
 
 
 _CACHED = """

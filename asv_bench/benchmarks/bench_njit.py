@@ -1,7 +1,7 @@
 """``contract.einsum`` called from inside ``@njit`` code (``contract.numba_ext``), against the
 baselines issue 14 names: a hand-written njit loop (tiny), ``contract.einsum`` called from
-Python (large matrix product), ``numpy.einsum(optimize=True)`` (chains); and the first-call
-(compile) latency of a jitted function that calls it.
+Python (large matrix product, batched and integer products), ``numpy.einsum(optimize=True)``
+(chains); and the first-call (compile) latency of a jitted function that calls it.
 
 Jitted functions are compiled in ``setup`` (a first call), so only steady-state calls are timed.
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 import contract
 
-__all__ = ["NjitTiny", "NjitLarge", "NjitChain", "NjitFirstCall"]
+__all__ = ["NjitTiny", "NjitLarge", "NjitBatched", "NjitChain", "NjitFirstCall"]
 
 #: calls per timed sample of the tiny case (the per-call cost is tens of nanoseconds)
 TINY_CALLS = 10_000
@@ -49,6 +49,11 @@ def tiny_hand_loop(a, b, n):
 @numba.njit
 def matmul_njit(a, b):
     return contract.einsum("ij,jk->ik", a, b)
+
+
+@numba.njit
+def bmm_njit(a, b):
+    return contract.einsum("bij,bjk->bik", a, b)
 
 
 @numba.njit
@@ -86,6 +91,30 @@ class NjitLarge:
 
     def time_python(self):
         contract.einsum("ij,jk->ik", self.a, self.b)
+
+
+class NjitBatched:
+    """``bij,bjk->bik`` on (64, 64, 64) float64 (one BLAS call per batch item inside njit) and
+    ``ij,jk->ik`` on 300x300 int64 (the blocked GEMM kernel): inside njit, and from Python."""
+
+    params = [["bmm_float64", "gemm_int64"]]
+    param_names = ["case"]
+    CASES = {"bmm_float64": ("bij,bjk->bik", (64, 64, 64), np.float64),
+             "gemm_int64": ("ij,jk->ik", (300, 300), np.int64)}
+
+    def setup(self, case):
+        self.subscripts, shape, dtype = self.CASES[case]
+        rng = np.random.default_rng(0)
+        self.a, self.b = (rng.integers(-3, 4, shape).astype(dtype) for _ in range(2))
+        self.njit = bmm_njit if case == "bmm_float64" else matmul_njit
+        self.njit(self.a, self.b)
+        contract.einsum(self.subscripts, self.a, self.b)
+
+    def time_njit(self, case):
+        self.njit(self.a, self.b)
+
+    def time_python(self, case):
+        contract.einsum(self.subscripts, self.a, self.b)
 
 
 class NjitChain:
