@@ -5,6 +5,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
+from conftest import tuned
+from hypothesis import given
+from hypothesis import strategies as st
 
 import contract
 from contract.executor import _run_kernel
@@ -235,3 +238,62 @@ def test_split_reduction_into_strided_out():
     scalar = np.zeros(())
     contract.contract("ijk->", a, out=scalar, use_blas=False)
     np.testing.assert_allclose(scalar, a.sum())
+
+
+@st.composite
+def _many_small_axes(draw):
+    """Two or three operands of 4-9 axes of extent 1-3 each, in different orders (nothing
+    folds), with shared, summed and repeated labels, dtypes and layouts drawn too."""
+    n_labels = draw(st.integers(5, 9))
+    labels = "abcdefghi"[:n_labels]
+    sizes = {lab: draw(st.integers(1, 3)) for lab in labels}
+    terms = []
+    for _ in range(draw(st.integers(2, 3))):
+        term = draw(st.permutations(labels))[: draw(st.integers(4, n_labels))]
+        if draw(st.booleans()):  # a repeated label: a diagonal read
+            term = [*term, term[0]]
+        terms.append("".join(term))
+    used = sorted(set("".join(terms)))
+    output = "".join(draw(st.permutations(used))[: draw(st.integers(0, len(used)))])
+    return f"{','.join(terms)}->{output}", [tuple(sizes[c] for c in t) for t in terms]
+
+
+@given(case=_many_small_axes(), dtype=st.sampled_from([np.float64, np.complex128, np.int64]),
+       layout=st.sampled_from(["C", "F", "reversed"]), seed=st.integers(0, 2**16))
+def test_many_small_axes_match_numpy(case, dtype, layout, seed):
+    """Steps of many small axes (the table kernel's steps) give numpy's answer."""
+    subscripts, shapes = case
+    rng = np.random.default_rng(seed)
+    arrays = [rng.integers(-3, 4, s).astype(dtype) for s in shapes]
+    if layout == "F":
+        arrays = [np.asfortranarray(a) for a in arrays]
+    elif layout == "reversed":
+        arrays = [a[(slice(None, None, -1),) * a.ndim] for a in arrays]
+    expected = np.einsum(subscripts, *arrays)
+    for optimize in (False, True):
+        # use_blas=False: tiny calls would otherwise run in numpy's own C loop
+        result = contract.contract(subscripts, *arrays, optimize=optimize, use_blas=False)
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_many_small_axes_run_the_table_kernel():
+    """Such a step is tabulated (so the property above covers the table kernel), and its
+    result is numpy's in the strided kernel too."""
+    from contract.executor import _kernel_call
+    from contract.parser import parse
+
+    rng = np.random.default_rng(12)
+    arrays = [rng.standard_normal((2,) * 9), rng.standard_normal((2,) * 6)]
+    subscripts = "abcdefghi,ihgfed->abcde"
+    eq = parse(subscripts, [a.shape for a in arrays])
+    out = np.empty(tuple(eq.size_dict[lab] for lab in eq.output))
+    summed = tuple(lab for lab in eq.size_dict if lab not in eq.output)
+    call = _kernel_call(eq.output, summed, (out.shape, out.strides, out.itemsize),
+                        tuple((t, a.shape, a.strides) for t, a in zip(eq.terms, arrays)))
+    assert call.table.shape[1] > 1
+    expected = np.einsum(subscripts, *arrays)
+    run = contract.contract(subscripts, *arrays, use_blas=False)
+    with tuned(table_tight_max=0):  # no tables: the strided kernel
+        strided = contract.contract(subscripts, *arrays, use_blas=False)
+    np.testing.assert_allclose(run, expected)
+    np.testing.assert_allclose(strided, expected)
