@@ -85,6 +85,9 @@ class Tuning:
         dimensions into one loop over a table of offsets (at most ``table_max`` entries), so
         that tensors with many axes of extent 2-4 in different orders do not run a nest of
         loops of a few iterations each (:func:`contract.layout.tabulate`).
+    table_min_work : int
+        Steps of fewer multiply-adds keep the strided kernel: they gain microseconds at most,
+        and in a process that has not compiled the table kernel yet, it would cost a compile.
     copy_ns, blas_flops_per_ns, kernel_flops_per_ns : float
         The cost model that picks BLAS or the kernel for a BLAS-shaped step whose operand must be
         copied into order first: a copy costs ``copy_ns`` per element, BLAS runs
@@ -122,6 +125,7 @@ class Tuning:
     min_block: int = 256
     table_tight_max: int = 16
     table_max: int = 512
+    table_min_work: int = 1 << 16
     copy_ns: float = 2.0
     blas_flops_per_ns: float = 20.0
     kernel_flops_per_ns: float = 2.0

@@ -445,8 +445,9 @@ def _kernel_call(
             label, parts = split
             extents, kstrides, n_outer, inner_out, out_off = _split_dims(
                 out_labels, summed, rows, size, label, parts, out_shape)
+    tight_max = tuning.table_tight_max if work >= tuning.table_min_work else 0
     extents, kstrides, n_outer, inner_out, table = tabulate(
-        extents, kstrides, n_outer, inner_out, tuning.table_tight_max, tuning.table_max)
+        extents, kstrides, n_outer, inner_out, tight_max, tuning.table_max)
     outer = math.prod(int(e) for e in extents[:n_outer])
     return _KernelCall(tuple(out_shape), np.array(offsets, dtype=np.int64), out_off, extents,
                        kstrides, n_outer, inner_out, table, big, outer, parts, tuning.min_block)

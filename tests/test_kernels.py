@@ -270,10 +270,11 @@ def test_many_small_axes_match_numpy(case, dtype, layout, seed):
     elif layout == "reversed":
         arrays = [a[(slice(None, None, -1),) * a.ndim] for a in arrays]
     expected = np.einsum(subscripts, *arrays)
-    for optimize in (False, True):
-        # use_blas=False: tiny calls would otherwise run in numpy's own C loop
-        result = contract.contract(subscripts, *arrays, optimize=optimize, use_blas=False)
-        np.testing.assert_array_equal(result, expected)
+    with tuned(table_min_work=0):  # tabulate these small steps too
+        for optimize in (False, True):
+            # use_blas=False: tiny calls would otherwise run in numpy's own C loop
+            result = contract.contract(subscripts, *arrays, optimize=optimize, use_blas=False)
+            np.testing.assert_array_equal(result, expected)
 
 
 def test_many_small_axes_run_the_table_kernel():
@@ -288,11 +289,13 @@ def test_many_small_axes_run_the_table_kernel():
     eq = parse(subscripts, [a.shape for a in arrays])
     out = np.empty(tuple(eq.size_dict[lab] for lab in eq.output))
     summed = tuple(lab for lab in eq.size_dict if lab not in eq.output)
-    call = _kernel_call(eq.output, summed, (out.shape, out.strides, out.itemsize),
-                        tuple((t, a.shape, a.strides) for t, a in zip(eq.terms, arrays)))
-    assert call.table.shape[1] > 1
+    geometry = ((out.shape, out.strides, out.itemsize),
+                tuple((t, a.shape, a.strides) for t, a in zip(eq.terms, arrays)))
+    assert _kernel_call(eq.output, summed, *geometry).table.shape[1] == 0  # too little work
+    with tuned(table_min_work=0) as tuning:
+        assert _kernel_call(eq.output, summed, *geometry, tuning).table.shape[1] > 1
+        run = contract.contract(subscripts, *arrays, use_blas=False)
     expected = np.einsum(subscripts, *arrays)
-    run = contract.contract(subscripts, *arrays, use_blas=False)
     with tuned(table_tight_max=0):  # no tables: the strided kernel
         strided = contract.contract(subscripts, *arrays, use_blas=False)
     np.testing.assert_allclose(run, expected)
