@@ -141,7 +141,7 @@ _PREPARED_PER_PLAN = 8
 def _run_steps(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None,
                parallel: Parallel, recorded: list | None) -> np.ndarray:
     """Run the plan step by step; with ``recorded``, append what :class:`_PreparedRun` needs:
-    whether each operand's labelled view is the operand itself, then per step its kernel call
+    whether each operand's labelled view is the operand itself, then per step its prepared call
     (or None: run it with :func:`run_step`) and its inputs' labels, then the result's labels."""
     eq, tuning = plan.equation, plan.tuning
     size = eq.size_dict
@@ -154,7 +154,7 @@ def _run_steps(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | Non
         inputs = [work[p] for p in step.operands]
         target = out if k == last else None
         if recorded is not None:
-            recorded.append((_kernel_step_call(step, inputs, tuning),
+            recorded.append((_prepared_call(step, inputs, tuning),
                              tuple(lab for _, lab in inputs)))
         if step.in_place:  # a pre-reduction: the result takes its operand's place
             work[step.operands[0]] = run_step(step, inputs, parallel=parallel, tuning=tuning)
@@ -181,15 +181,16 @@ def _as_output(result: np.ndarray, labels: tuple[int, ...], output: tuple[int, .
     return result.transpose([labels.index(lab) for lab in output])
 
 
-def _kernel_step_call(step: Step, inputs: list[Labelled], tuning: Tuning) -> _KernelCall | None:
-    """The kernel call that runs ``step`` on these inputs when its result is allocated fresh,
-    or None when the step runs another way (BLAS, the GEMM kernel, a view) or has a zero-size
-    result or sum."""
-    if step.method == "blas" and _blas_pays(inputs, step.output, tuning):
-        return None
+def _prepared_call(step: Step, inputs: list[Labelled],
+                   tuning: Tuning) -> _KernelCall | _BlasCall | None:
+    """The call that runs ``step`` on these inputs when its result is allocated fresh: a BLAS
+    product, or a kernel call; None when the step runs another way (the GEMM kernel, a view)
+    or has a zero-size result or sum."""
     if step.method not in ("kernel", "blas"):
         return None
     size = {lab: n for view, labels in inputs for lab, n in zip(labels, view.shape)}
+    if step.method == "blas" and _blas_pays(inputs, step.output, tuning):
+        return _blas_call(inputs, size, step.output, tuning)
     shape = tuple(size[lab] for lab in step.output)
     if 0 in shape:
         return None
@@ -205,8 +206,9 @@ def _kernel_step_call(step: Step, inputs: list[Labelled], tuning: Tuning) -> _Ke
 class _PreparedRun:
     """A plan's steps replayed for operands of one geometry (shapes and strides), with the
     choices that the geometry settles (labelled views, BLAS or kernel, the kernel's loop layout,
-    every intermediate's layout) made once, when the plan first ran with that geometry: the
-    Python cost per step is an allocation and a kernel (or :func:`run_step`) call."""
+    how matmul views or copies its operands, every intermediate's layout) made once, when the
+    plan first ran with that geometry: the Python cost per step is an allocation and a kernel or
+    matmul call (or a :func:`run_step` call for the other methods)."""
 
     __slots__ = ("size", "terms", "views", "steps", "output", "out_labels", "copy", "tuning")
 
@@ -229,8 +231,7 @@ class _PreparedRun:
         for step, call, positions, in_place, removed, labels in self.steps:
             inputs = [work[p] for p in positions]
             if call is not None:
-                result = np.empty(call.out_shape, dtype=inputs[0].dtype)
-                call.launch(inputs, result, parallel)
+                result = call.run(inputs, parallel)
             else:
                 result = run_step(step, list(zip(inputs, labels)), parallel=parallel,
                                   tuning=self.tuning)[0]
@@ -355,6 +356,13 @@ class _KernelCall:
         self.inner_out, self.table = inner_out, table
         self.big, self.outer, self.parts = big, outer, parts
         self.min_block = min_block
+
+    def run(self, inputs: Sequence[np.ndarray], parallel: Parallel) -> np.ndarray:
+        """The kernel's result for ``inputs`` (of the geometry this call was made for), in a new
+        C-ordered array."""
+        result = np.empty(self.out_shape, dtype=inputs[0].dtype)
+        self.launch(inputs, result, parallel)
+        return result
 
     def launch(self, inputs: Sequence[np.ndarray], out: np.ndarray, parallel: Parallel) -> None:
         """Run the kernel on ``inputs`` (of the geometry this call was made for) into ``out``."""
@@ -517,40 +525,86 @@ def _blas_product(
     inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],
     out: np.ndarray | None, tuning: Tuning,
 ) -> Labelled:
-    """A matrix product through NumPy's matmul, copying an operand only when BLAS cannot read it
-    (the grouping is :func:`_blas_grouping`'s, cached per shapes and strides)."""
+    """A matrix product through NumPy's matmul (see :func:`_blas_call`), into ``out`` when the
+    product's labels come in its order and it is C-contiguous."""
+    call = _blas_call(inputs, size, out_labels, tuning)
+    arrays = [view for view, _ in inputs]
+    if out is not None and call.labels == out_labels and out.flags.c_contiguous:
+        call.into(arrays, out.reshape(call.stack_shape))
+        return out, out_labels
+    return call.run(arrays), call.labels
+
+
+def _blas_call(inputs: list[Labelled], size: dict[int, int], out_labels: tuple[int, ...],
+               tuning: Tuning) -> _BlasCall:
+    """How matmul computes this pair, copying an operand only when BLAS cannot read it (the
+    grouping is :func:`_blas_grouping`'s, cached per shapes and strides)."""
     (a, la), (b, lb) = inputs
     a_axes, a_shape, b_axes, b_shape, labels, stack_shape = _blas_grouping(
         la, a.shape, a.strides, lb, b.shape, b.strides, out_labels, a.itemsize,
         tuning)
-    a3 = _blas_readable(a.transpose(a_axes).reshape(a_shape))
-    b3 = _blas_readable(b.transpose(b_axes).reshape(b_shape))
+    a3 = a.transpose(a_axes).reshape(a_shape)
+    b3 = b.transpose(b_axes).reshape(b_shape)
+    copy_a, copy_b = not is_blasable(a3), not is_blasable(b3)
     # numpy's matmul runs a C-ordered stack times a transposed small one far below BLAS speed
     # (measured: (16807, 7) @ (7, 8) 0.28 ms with both C-ordered, 12 ms with the second a
     # transposed view): the smaller operand, when small, is copied into C order
     if b3.size <= a3.size:
-        if b3.size <= tuning.small_operand and not b3.flags.c_contiguous:
-            b3 = np.ascontiguousarray(b3)
-    elif a3.size <= tuning.small_operand and not a3.flags.c_contiguous:
-        a3 = np.ascontiguousarray(a3)
-    if a.dtype == np.float64 and stack_shape[-2] > stack_shape[-1]:
+        copy_b = copy_b or (b3.size <= tuning.small_operand and not b3.flags.c_contiguous)
+    else:
+        copy_a = copy_a or (a3.size <= tuning.small_operand and not a3.flags.c_contiguous)
+    swap = a.dtype == np.float64 and stack_shape[-2] > stack_shape[-1]
+    if swap:
         # OpenBLAS's dgemm (through numpy's row-major matmul) runs faster when the result's
         # contiguous axis is the longer one. Measured here over 108 shapes (m 1024-20000, n 32-256,
         # k 64-256, each operand read plain or transposed), taking the product the other way round
         # (B^T A^T) was within 1.008x of the better orientation on geometric mean (at worst
         # 1.16x), against 1.24x (at worst 2.76x) for A B. sgemm is the opposite (A B within
         # 1.015x, B^T A^T 1.17x), and complex was not measured, so only float64 is turned.
-        a3, b3 = b3.swapaxes(-1, -2), a3.swapaxes(-1, -2)
         labels = labels[:-2] + (labels[-1], labels[-2])
         stack_shape = stack_shape[:-2] + (stack_shape[-1], stack_shape[-2])
     m_labels, n_labels = labels[-2:]
     labels = labels[:-2] + m_labels + n_labels
-    if out is not None and labels == out_labels and out.flags.c_contiguous:
-        np.matmul(a3, b3, out=out.reshape(stack_shape))
-        return out, out_labels
-    result = np.empty(stack_shape, dtype=a.dtype)
-    np.matmul(a3, b3, out=result)
-    return result.reshape(tuple(size[lab] for lab in labels)), labels
+    return _BlasCall(a_axes, a_shape, copy_a, b_axes, b_shape, copy_b, swap, stack_shape,
+                     tuple(size[lab] for lab in labels), labels)
+
+
+class _BlasCall:
+    """A BLAS step's matmul for one geometry of its inputs (shapes and strides): how each operand
+    is viewed (or copied) as a stack of matrices, and the result's shape and labels."""
+
+    __slots__ = ("a_axes", "a_shape", "copy_a", "b_axes", "b_shape", "copy_b", "swap",
+                 "stack_shape", "result_shape", "labels")
+
+    def __init__(self, a_axes: tuple[int, ...], a_shape: tuple[int, ...], copy_a: bool,
+                 b_axes: tuple[int, ...], b_shape: tuple[int, ...], copy_b: bool, swap: bool,
+                 stack_shape: tuple[int, ...], result_shape: tuple[int, ...],
+                 labels: tuple[int, ...]) -> None:
+        self.a_axes, self.a_shape, self.copy_a = a_axes, a_shape, copy_a
+        self.b_axes, self.b_shape, self.copy_b = b_axes, b_shape, copy_b
+        self.swap, self.stack_shape = swap, stack_shape
+        self.result_shape, self.labels = result_shape, labels
+
+    def into(self, inputs: Sequence[np.ndarray], target: np.ndarray) -> None:
+        """The product of ``inputs`` (arrays of the geometry this call was made for) into
+        ``target``, a C-contiguous array of shape ``stack_shape``."""
+        a, b = inputs
+        a3 = a.transpose(self.a_axes).reshape(self.a_shape)
+        if self.copy_a:
+            a3 = np.ascontiguousarray(a3)
+        b3 = b.transpose(self.b_axes).reshape(self.b_shape)
+        if self.copy_b:
+            b3 = np.ascontiguousarray(b3)
+        if self.swap:
+            a3, b3 = b3.swapaxes(-1, -2), a3.swapaxes(-1, -2)
+        np.matmul(a3, b3, out=target)
+
+    def run(self, inputs: Sequence[np.ndarray], parallel: Parallel = "auto") -> np.ndarray:
+        """The product of ``inputs`` in a new array, labelled ``labels`` (BLAS picks its own
+        threads: ``parallel`` is not used)."""
+        result = np.empty(self.stack_shape, dtype=inputs[0].dtype)
+        self.into(inputs, result)
+        return result.reshape(self.result_shape)
 
 
 @lru_cache(maxsize=4096)
