@@ -73,8 +73,11 @@ def needs_copy(arr: np.ndarray) -> bool:
     That is the case for non-native byte order, misaligned data, or strides that are not a
     multiple of the item size (possible for views built on raw buffers).
     """
-    if not arr.dtype.isnative or not arr.flags.aligned:
+    flags = arr.flags
+    if not arr.dtype.isnative or not flags.aligned:
         return True
+    if flags.c_contiguous:  # the common case, without walking the strides
+        return False
     item = arr.dtype.itemsize
     return any(st % item for st in arr.strides)
 
