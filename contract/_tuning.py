@@ -59,6 +59,11 @@ class Tuning:
         expected run time, which sets the search budget. Measured on those networks' paths:
         0.7e10-4e10 per second (median 2.5e10); taken at the low-middle so that a slow
         hypernetwork is not under-searched.
+    dtype_slowdown : tuple of (str, float)
+        How many times longer than in float64 a path of the same cost runs in other dtypes (by
+        dtype character; 1 for any other), so that the search budget follows the expected run
+        time: measured as contract's own time on the einsum_benchmark networks, 2026-12-02,
+        float32 0.46-0.62x (one network 1.1x), complex128 1.8-4.6x, int64 2-3.7x (no BLAS).
     search_fraction, search_min_seconds, search_max_seconds : float
         The ``'auto'`` search may spend this fraction of the expected run time, not at all when
         that is below the minimum, and never more than the maximum.
@@ -113,6 +118,8 @@ class Tuning:
     auto_small_operands: int = 8
     path_write_weight: int = 64
     cost_per_second: float = 2.0e10
+    dtype_slowdown: tuple[tuple[str, float], ...] = (
+        ("f", 0.6), ("e", 0.6), ("F", 1.5), ("D", 3.0), ("i", 2.0), ("l", 2.5), ("q", 2.5))
     search_fraction: float = 0.25
     search_min_seconds: float = 0.0002
     search_max_seconds: float = 5.0

@@ -256,6 +256,7 @@ def find_path(
     optimize: Any,
     memory_limit: Any = None,
     tuning: Tuning | None = None,
+    dtype_char: str = "d",
 ) -> PathChoice:
     """A path for ``optimize`` (already normalized by ``planner.normalize_optimize``).
 
@@ -274,6 +275,9 @@ def find_path(
         opt_einsum's memory limit (largest intermediate in elements, or ``'max_input'``).
     tuning : Tuning, optional
         The settings of the ``'auto'`` search (by default the current ones).
+    dtype_char : str
+        The computation's dtype character: the ``'auto'`` search budget follows the expected
+        run time, which depends on it (``tuning.dtype_slowdown``).
 
     Returns
     -------
@@ -289,7 +293,8 @@ def find_path(
         return PathChoice(tuple(tuple(p) for p in optimize), _name(optimize), 0.0)
     if isinstance(optimize, str) and optimize == "auto" and memory_limit is None:
         if n > tuning.auto_small_operands:
-            return auto_path(inputs, output, size, tuning=tuning)
+            slowdown = dict(tuning.dtype_slowdown).get(dtype_char, 1.0)
+            return auto_path(inputs, output, size, tuning=tuning, slowdown=slowdown)
     start = time.perf_counter()
     path = _opt_einsum_search(inputs, output, size, optimize, memory_limit)
     return PathChoice(path, _name(optimize), time.perf_counter() - start)
@@ -355,6 +360,7 @@ def auto_path(
     budget: float | None = None,
     seed: int = 0,
     tuning: Tuning | None = None,
+    slowdown: float = 1.0,
 ) -> PathChoice:
     """The ``'auto'`` path of a network of more than ``tuning.auto_small_operands`` operands.
 
@@ -384,6 +390,10 @@ def auto_path(
         machine's load, so a time-limited search is not bit-for-bit repeatable).
     tuning : Tuning, optional
         The search settings (by default the current ones).
+    slowdown : float
+        How many times longer than in float64 the contraction runs in its dtype: the default
+        budget is :func:`search_budget` of the first path's cost at ``tuning.cost_per_second /
+        slowdown``.
 
     Returns
     -------
@@ -402,7 +412,8 @@ def auto_path(
     best, best_cost = base, cost(base)
     name = "auto: opt_einsum 'auto'"
     if budget is None:
-        budget = search_budget(best_cost, tuning=tuning)
+        # (the cost may be an int too large for a float: the rate is scaled instead)
+        budget = search_budget(best_cost, tuning.cost_per_second / slowdown, tuning=tuning)
     if budget <= 0:
         return PathChoice(best, name, time.perf_counter() - start, budget)
     # the budget counts from here: planning costs opt_einsum's own search plus at most the

@@ -417,11 +417,13 @@ def _make_plan_cached(
 
 
 def _opt_einsum_path(
-    eq: Equation, terms: list[tuple[int, ...]], optimize: Any, memory_limit: Any, tuning: Tuning
+    eq: Equation, terms: list[tuple[int, ...]], optimize: Any, memory_limit: Any, tuning: Tuning,
+    dtype_char: str = "d",
 ) -> PathChoice:
     n = len(terms)
     try:
-        choice = find_path(terms, eq.output, eq.size_dict, optimize, memory_limit, tuning)
+        choice = find_path(terms, eq.output, eq.size_dict, optimize, memory_limit, tuning,
+                           dtype_char)
     except RuntimeError:
         # opt_einsum's 'dp' gives up when memory_limit cannot be met: one fused contraction (no
         # intermediates at all) is what the other optimizers fall back to
@@ -509,7 +511,7 @@ def _make_plan(
         choice = PathChoice((tuple(range(len(terms))),),
                             f"{_name(optimize)} (memory_limit=0: fused)", 0.0)
     else:
-        choice = _opt_einsum_path(eq, terms, optimize, memory_limit, tuning)
+        choice = _opt_einsum_path(eq, terms, optimize, memory_limit, tuning, dtype_char)
     path = [tuple(p) for p in choice.path]
     _check_path(path, len(terms))
     if (not isinstance(optimize, tuple)

@@ -132,6 +132,22 @@ def test_search_budget_defaults_are_the_current_settings():
                                                    search_fraction=0.1)) == pytest.approx(0.1)
 
 
+def test_search_budget_follows_the_dtype():
+    """'auto' searches a complex128 network three times as long as a float64 one (it runs
+    about that much longer), and a float32 one for 0.6 of the time."""
+    n = 12  # a chain of 400x400 matrices: a budget between the floor and the cap
+    inputs = [(k, k + 1) for k in range(n)]
+    size = dict.fromkeys(range(n + 1), 400)
+    budgets = {}
+    for char in "dDfG":
+        choice = paths.find_path(inputs, (0, n), size, "auto", None, DEFAULT, char)
+        budgets[char] = choice.budget
+    assert 0 < budgets["d"] < DEFAULT.search_max_seconds
+    assert budgets["D"] == pytest.approx(3.0 * budgets["d"])
+    assert budgets["f"] == pytest.approx(0.6 * budgets["d"])
+    assert budgets["G"] == pytest.approx(budgets["d"])  # a dtype without an entry: as float64
+
+
 def test_path_flops_matches_opt_einsum():
     subscripts, shapes = NETWORKS["random_10"]
     inputs, output, size = _problem(subscripts, shapes)
