@@ -308,3 +308,31 @@ def test_worker_killed_mid_computation(client):
     pids = client.run(os.getpid)
     os.kill(next(iter(pids.values())), signal.SIGKILL)
     _close(future.result(timeout=120), a @ b, np.float64)
+
+
+def test_workers_load_kernels_from_the_disk_cache(client):
+    """A kernel this process compiled is loaded by the workers from Numba's disk cache, not
+    compiled again in each of them (complex128 with three operands: no earlier test ran it)."""
+    from contract.kernels import _jit
+
+    if not _jit.CACHE_ENABLED:
+        pytest.skip("Numba's disk cache is off")
+
+    def counts() -> tuple[int, int]:  # (disk-cache loads, compiles) of the kernels, per worker
+        from contract.kernels import KERNELS
+
+        return (sum(sum(k.stats.cache_hits.values()) for k in KERNELS),
+                sum(sum(k.stats.cache_misses.values()) for k in KERNELS))
+
+    a = da.from_array(np.arange(48.0).reshape(6, 8) * (1 + 1j), chunks=(3, 4))
+    b = da.from_array(np.ones((6, 8)) * (2 - 1j), chunks=(3, 4))
+    c = da.from_array(np.arange(8.0) * 1j, chunks=4)
+    lazy = contract.einsum("ij,ij,j->i", a, b, c, optimize=False)
+    lazy.compute(scheduler="sync")  # compiled (or loaded) here first, written to the cache
+    before = client.run(counts)
+    got = client.compute(lazy).result()
+    after = client.run(counts)
+    _close(got, np.einsum("ij,ij,j->i", a.compute(), b.compute(), c.compute()), np.complex128)
+    loads = sum(after[w][0] - before[w][0] for w in after)
+    compiles = sum(after[w][1] - before[w][1] for w in after)
+    assert compiles == 0 and loads >= 1, (before, after)
