@@ -738,11 +738,6 @@ def _blas_cost(
     return copied, 2 * math.prod(stack) * nk
 
 
-def _blas_readable(stack: np.ndarray) -> np.ndarray:
-    """``stack`` itself if BLAS can read its matrices, else a contiguous copy."""
-    return stack if is_blasable(stack) else np.ascontiguousarray(stack)
-
-
 def _kernel_product(
     inputs: list[Labelled], out_labels: tuple[int, ...], size: dict[int, int],
     parallel: Parallel, tuning: Tuning,
