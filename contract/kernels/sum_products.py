@@ -207,6 +207,63 @@ def _advance(idx, pos, extents, strides, lo, hi):
         d -= 1
 
 
+@jit_inline
+def _start_at(start, out_off, offs, extents, strides, n_outer, idx, base):
+    """Point the odometer ``idx`` and the offsets ``base`` (row 0 the output, rows 1.. the
+    operands) at element ``start`` of the flattened outer range (C order: the last outer
+    dimension fastest); the other dimensions start at 0."""
+    for d in range(extents.shape[0]):
+        idx[d] = 0
+    rem = start
+    for d in range(n_outer - 1, -1, -1):
+        idx[d] = rem % extents[d]
+        rem //= extents[d]
+    base[0] = out_off
+    for k in range(offs.shape[0]):
+        base[k + 1] = offs[k]
+    for d in range(n_outer):
+        for k in range(offs.shape[0] + 1):
+            base[k] += idx[d] * strides[k, d]
+
+
+@jit_inline
+def _moving_rows(strides, nops, jv, jf):
+    """The rows of the operands that move along the tight dimension (into ``jv``) and of those
+    that do not (into ``jf``: they contribute one factor per middle step, hoisted out of the
+    tight loop); returns how many of each."""
+    last = strides.shape[1] - 1
+    n_vary = 0
+    n_fixed = 0
+    for k in range(nops):
+        if strides[k + 1, last] != 0:
+            jv[n_vary] = k + 1
+            n_vary += 1
+        else:
+            jf[n_fixed] = k + 1
+            n_fixed += 1
+    return n_vary, n_fixed
+
+
+@jit_inline
+def _rewind(pos, base, idx, n_outer, last):
+    """Start an output element's middle dimensions over: the offsets ``pos`` from ``base``, the
+    middle odometer at 0."""
+    for k in range(pos.shape[0]):
+        pos[k] = base[k]
+    for d in range(n_outer, last):
+        idx[d] = 0
+
+
+@jit_inline
+def _part(c, n_blocks, n_chunks, total, n_tight):
+    """Task ``c`` of a parallel run: its outer range ``start..stop`` (one of ``n_chunks``) and
+    its tight range ``t0..t1`` (one of ``n_blocks``)."""
+    chunk = c // n_blocks
+    block = c % n_blocks
+    return (chunk * total // n_chunks, (chunk + 1) * total // n_chunks,
+            block * n_tight // n_blocks, (block + 1) * n_tight // n_blocks)
+
+
 @jit_loop
 def _run_range(
     start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer, inner_out, zero,
@@ -226,32 +283,9 @@ def _run_range(
     nd = extents.shape[0]
     last = nd - 1
     n_tight = extents[last]
-    # pos, base: row 0 the output, rows 1.. the operands
-    for d in range(nd):
-        idx[d] = 0
-    # unravel `start` over the outer dims (C order: last outer dim fastest)
-    rem = start
-    for d in range(n_outer - 1, -1, -1):
-        idx[d] = rem % extents[d]
-        rem //= extents[d]
-    base[0] = out_off
-    for k in range(nops):
-        base[k + 1] = offs[k]
-    for d in range(n_outer):
-        for k in range(nops + 1):
-            base[k] += idx[d] * strides[k, d]
+    _start_at(start, out_off, offs, extents, strides, n_outer, idx, base)
     so = strides[0, last]
-    # rows (in pos) of the operands that move along the tight dimension, and of those that do
-    # not: the latter contribute one factor per middle step, hoisted out of the tight loop
-    n_vary = 0
-    n_fixed = 0
-    for k in range(nops):
-        if strides[k + 1, last] != 0:
-            jv[n_vary] = k + 1
-            n_vary += 1
-        else:
-            jf[n_fixed] = k + 1
-            n_fixed += 1
+    n_vary, n_fixed = _moving_rows(strides, nops, jv, jf)
     jm0 = jv[0] if n_vary > 0 else 1
     jm1 = jv[1] if n_vary > 1 else jm0
     jm2 = jv[2] if n_vary > 2 else jm0
@@ -274,10 +308,7 @@ def _run_range(
 
     for _o in range(start, stop):
         acc = zero
-        for k in range(nops + 1):
-            pos[k] = base[k]
-        for d in range(n_outer, last):
-            idx[d] = 0
+        _rewind(pos, base, idx, n_outer, last)
         for m in range(n_mid):
             c = _hoisted(pos, f0, f1, f2, jf, n_fixed, ops, zero)
             if inner_out:
@@ -344,12 +375,7 @@ def sum_products_parallel(
     n_chunks = max(1, min(total, n_chunks))
     n_blocks = max(1, min(n_tight, n_blocks)) if inner_out else 1
     for c in prange(n_chunks * n_blocks):
-        chunk = c // n_blocks
-        block = c % n_blocks
-        start = chunk * total // n_chunks
-        stop = (chunk + 1) * total // n_chunks
-        t0 = block * n_tight // n_blocks
-        t1 = (block + 1) * n_tight // n_blocks
+        start, stop, t0, t1 = _part(c, n_blocks, n_chunks, total, n_tight)
         pos, idx, base, jv, jf = _scratch(len(ops), extents.shape[0])
         _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer,
                    inner_out, zero, pos, idx, base, jv, jf)

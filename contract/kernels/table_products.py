@@ -27,7 +27,16 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, jit_inline, jit_loop, jit_parallel
-from .sum_products import _advance, _hoisted, _scaled, _scratch
+from .sum_products import (
+    _advance,
+    _hoisted,
+    _moving_rows,
+    _part,
+    _rewind,
+    _scaled,
+    _scratch,
+    _start_at,
+)
 
 __all__ = ["table_products_serial", "table_products_parallel", "TABLE_KERNELS"]
 
@@ -110,27 +119,8 @@ def _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n
     nd = extents.shape[0]
     last = nd - 1
     n_block = extents[last]
-    for d in range(nd):
-        idx[d] = 0
-    rem = start
-    for d in range(n_outer - 1, -1, -1):
-        idx[d] = rem % extents[d]
-        rem //= extents[d]
-    base[0] = out_off
-    for k in range(nops):
-        base[k + 1] = offs[k]
-    for d in range(n_outer):
-        for k in range(nops + 1):
-            base[k] += idx[d] * strides[k, d]
-    n_vary = 0
-    n_fixed = 0
-    for k in range(nops):
-        if strides[k + 1, last] != 0:
-            jv[n_vary] = k + 1
-            n_vary += 1
-        else:
-            jf[n_fixed] = k + 1
-            n_fixed += 1
+    _start_at(start, out_off, offs, extents, strides, n_outer, idx, base)
+    n_vary, n_fixed = _moving_rows(strides, nops, jv, jf)
     j0 = jv[0] if n_vary > 0 else 1
     j1 = jv[1] if n_vary > 1 else j0
     m0 = ops[j0 - 1]
@@ -145,10 +135,7 @@ def _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n
 
     for _o in range(start, stop):
         acc = zero
-        for k in range(nops + 1):
-            pos[k] = base[k]
-        for d in range(n_outer, last):
-            idx[d] = 0
+        _rewind(pos, base, idx, n_outer, last)
         for m in range(n_mid):
             c = _hoisted(pos, f0, f1, f2, jf, n_fixed, ops, zero)
             if inner_out:
@@ -187,12 +174,7 @@ def table_products_parallel(out, out_off, ops, offs, extents, strides, n_outer, 
     n_chunks = max(1, min(total, n_chunks))
     n_blocks = max(1, min(n_block, n_blocks)) if inner_out else 1
     for c in prange(n_chunks * n_blocks):
-        chunk = c // n_blocks
-        block = c % n_blocks
-        start = chunk * total // n_chunks
-        stop = (chunk + 1) * total // n_chunks
-        t0 = block * n_block // n_blocks
-        t1 = (block + 1) * n_block // n_blocks
+        start, stop, t0, t1 = _part(c, n_blocks, n_chunks, total, n_block)
         pos, idx, base, jv, jf = _scratch(len(ops), extents.shape[0])
         _run_range(start, stop, t0, t1, out, out_off, ops, offs, extents, strides, n_outer,
                    inner_out, table, zero, pos, idx, base, jv, jf)
