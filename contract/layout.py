@@ -223,9 +223,10 @@ def kernel_dims_arrays(rows, size, kind, ids=None):
     n_o = 0
     n_m = 0
     for lab in range(nl):
-        if kind[lab] == 0 or size[lab] == 1:
+        k = kind[lab]
+        if k == 0 or size[lab] == 1:
             continue
-        if kind[lab] == 1:
+        if k == 1:
             n_o += 1
         else:
             n_m += 1
@@ -233,7 +234,7 @@ def kernel_dims_arrays(rows, size, kind, ids=None):
             tight = lab
             continue
         wa, wb = weight[lab], weight[tight]
-        oa, ob = kind[lab] == 1, kind[tight] == 1
+        oa, ob = k == 1, kind[tight] == 1
         if wa < wb or (wa == wb and (oa < ob or (oa == ob and (
                 size[lab] > size[tight] or (size[lab] == size[tight] and tie[lab] < tie[tight]))))):
             tight = lab
@@ -246,24 +247,25 @@ def kernel_dims_arrays(rows, size, kind, ids=None):
             n_m -= 1
     # the loop order: outer (output) labels, middle (summed) labels, each by decreasing weight
     # (stable), then the tight one
-    outer = np.empty(n_o, dtype=np.int64)
-    middle = np.empty(n_m, dtype=np.int64)
-    n_o = 0
-    n_m = 0
-    for lab in range(nl):
-        if kind[lab] == 0 or size[lab] == 1 or lab == tight:
-            continue
-        if kind[lab] == 1:
-            outer[n_o] = lab
-            n_o += 1
-        else:
-            middle[n_m] = lab
-            n_m += 1
-    outer = outer[np.argsort(-weight[outer], kind="mergesort")]
-    middle = middle[np.argsort(-weight[middle], kind="mergesort")]
     order = np.empty(n_o + n_m + 1, dtype=np.int64)
-    order[:n_o] = outer
-    order[n_o:n_o + n_m] = middle
+    j_o = 0
+    j_m = n_o
+    for lab in range(nl):
+        k = kind[lab]
+        if k == 0 or size[lab] == 1 or lab == tight:
+            continue
+        if k == 1:
+            order[j_o] = lab
+            j_o += 1
+        else:
+            order[j_m] = lab
+            j_m += 1
+    if n_o > 1:
+        group = order[:n_o]
+        order[:n_o] = group[np.argsort(-weight[group], kind="mergesort")]
+    if n_m > 1:
+        group = order[n_o:n_o + n_m]
+        order[n_o:n_o + n_m] = group[np.argsort(-weight[group], kind="mergesort")]
     order[n_o + n_m] = tight
     ext = np.empty(n_o + n_m + 1, dtype=np.int64)
     st = np.empty((nr, n_o + n_m + 1), dtype=np.int64)
