@@ -260,12 +260,15 @@ def kernel_dims_arrays(rows, size, kind, ids=None):
         else:
             order[j_m] = lab
             j_m += 1
-    if n_o > 1:
-        group = order[:n_o]
-        order[:n_o] = group[np.argsort(-weight[group], kind="mergesort")]
-    if n_m > 1:
-        group = order[n_o:n_o + n_m]
-        order[n_o:n_o + n_m] = group[np.argsort(-weight[group], kind="mergesort")]
+    # each group by decreasing weight, stable (insertion sort: a handful of labels)
+    for lo, hi in ((0, n_o), (n_o, n_o + n_m)):
+        for i in range(lo + 1, hi):
+            lab = order[i]
+            j = i - 1
+            while j >= lo and weight[order[j]] < weight[lab]:
+                order[j + 1] = order[j]
+                j -= 1
+            order[j + 1] = lab
     order[n_o + n_m] = tight
     ext = np.empty(n_o + n_m + 1, dtype=np.int64)
     st = np.empty((nr, n_o + n_m + 1), dtype=np.int64)
