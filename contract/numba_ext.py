@@ -19,8 +19,8 @@ candidate pairwise orders (every order up to ``_ALL_ORDERS_MAX`` operands, one o
    Numba reaches through SciPy) or the project's ``gemm_serial`` (integers, and floats without
    SciPy), one call per batch item when the step is batched (its batch labels first in its
    result); every other step through ``sum_products_serial`` on flat, uncopied views of the
-   operands' memory, with the loop layout computed by :func:`kernel_dims_arrays`, a nopython twin
-   of :func:`contract.layout.kernel_dims`.
+   operands' memory, with the loop layout computed by :func:`kernel_dims_arrays`: the executor's
+   own rule, :func:`contract.layout.kernel_dims_arrays`, compiled.
 
 Only the serial kernels run here: the caller owns the threads (a user's ``prange`` loop may call
 einsum in every iteration, and a parallel kernel launched from a worker thread would nest thread
