@@ -10,7 +10,6 @@ its fixed equation and per-dtype plans.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -29,16 +28,14 @@ from ._numpy_compat import (
     delegate,
     numpy_loop_applies,
 )
-from .executor import execute
+from .executor import TRIAL_BYTES, execute, reserve
 from .layout import needs_copy
 from .parser import Equation, parse_cached, relabel_sublists, split_operands
-from .planner import Plan, make_plan, normalize_optimize, split_memory_limit
+from .planner import Plan, check_limits, make_plan, normalize_optimize, split_memory_limit
 
 __all__ = ["NO_ARGUMENTS", "PlannedCall", "RUNNERS", "Request", "arguments", "evaluate", "finish",
            "run"]
 
-MAX_INDEX = int(np.iinfo(np.intp).max)  # the kernels index with int64
-TRIAL_BYTES = 1 << 26  # arrays this large are test-allocated before a plan runs
 RUNNERS_MAX = 4096
 
 RUNNERS = RunnerCache(RUNNERS_MAX)  # the fast path of einsum and contract
@@ -206,8 +203,9 @@ def run(eq: Equation, arrays: list[np.ndarray], result: np.dtype, out: np.ndarra
         target[...] = 0
     else:
         plan = plan_for(comp)
-        check_plan_sizes(plan, size, comp.itemsize,
-                         output_allocated=out is not None or order != "K")
+        if plan.largest_loop * comp.itemsize >= TRIAL_BYTES:  # a large plan: its limits
+            check_limits(plan, comp.itemsize)  # sizes alone (the planner's half)
+            reserve(plan, comp.itemsize, output_allocated=out is not None or order != "K")
         if out is None and order == "K":
             target = execute(plan, converted, None)  # the last step picks the layout
         else:
@@ -265,39 +263,3 @@ def view_result(eq: Equation, arr: np.ndarray) -> np.ndarray:
     if arr.flags.writeable and not view.flags.writeable:
         view.flags.writeable = True  # numpy's diagonal() is read-only; einsum's view is not
     return view
-
-
-def check_plan_sizes(plan: Plan, size: dict[int, int], itemsize: int,
-                     output_allocated: bool) -> None:
-    """Refuse, before any arithmetic, a plan the engine cannot index or allocate.
-
-    numpy raises ``ValueError('iterator is too large')`` when an einsum's iteration space does
-    not fit in ``intp``; the kernels index with int64, so a step whose loop nest is larger would
-    wrap around silently (and a BLAS step that large would never finish). An intermediate whose
-    byte size does not fit in ``intp`` cannot be allocated (numpy's ``ValueError('array is too
-    big ...')``). Then a large intermediate (or the output, unless it is allocated before the
-    plan runs) that the system refuses raises numpy's MemoryError now rather than after the
-    earlier steps ran: it is allocated once, untouched (costing no resident memory), and freed.
-    """
-    if plan.largest_loop * itemsize < TRIAL_BYTES:
-        return  # no step loops over, or allocates, that much (computed once per plan)
-    last = len(plan.steps) - 1
-    shapes = [tuple(size[lab] for lab in step.output) for step in plan.steps]
-    for k, step in enumerate(plan.steps):
-        if step.method != "copy":
-            labels = set().union(*step.terms)
-            space = math.prod(size[lab] for lab in labels)
-            if space > MAX_INDEX:
-                raise ValueError(
-                    f"iterator is too large: step {k} of the plan loops over {space} index "
-                    f"combinations (sizes {sorted(size[lab] for lab in labels)}), more than "
-                    f"{MAX_INDEX}")
-        if k != last and math.prod(shapes[k]) * itemsize > MAX_INDEX:
-            raise ValueError(
-                f"array is too big: intermediate {k} of the plan has shape {shapes[k]} "
-                f"({math.prod(shapes[k])} elements of {itemsize} bytes), larger than the maximum "
-                f"possible size")
-    for k, step in enumerate(plan.steps):
-        allocates = (not output_allocated) if k == last else step.method != "copy"
-        if allocates and math.prod(shapes[k]) * itemsize >= TRIAL_BYTES:
-            np.empty(shapes[k], dtype=plan.dtype)  # MemoryError (or ValueError) if refused

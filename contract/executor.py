@@ -44,7 +44,7 @@ from .layout import (
 )
 from .planner import Plan, Step
 
-__all__ = ["execute", "run_step", "STEP_RUNNERS", "Parallel"]
+__all__ = ["execute", "run_step", "reserve", "STEP_RUNNERS", "Parallel", "TRIAL_BYTES"]
 
 Labelled = tuple[np.ndarray, tuple[int, ...]]
 # How a step may use threads: "auto" (parallel kernels when the step is big enough and the
@@ -89,6 +89,26 @@ def _launch(parallel: Parallel, kernel, *args) -> bool:
     finally:
         _PARALLEL_LOCK.release()
     return True
+
+
+#: Arrays this large (bytes) that a plan allocates are test-allocated before it runs.
+TRIAL_BYTES = 1 << 26
+
+
+def reserve(plan: Plan, itemsize: int, output_allocated: bool) -> None:
+    """Raise numpy's MemoryError now, before any arithmetic, if the system refuses one of the
+    large arrays the plan allocates (an intermediate, or the output unless ``output_allocated``),
+    rather than after the earlier steps ran: each is allocated once, untouched (costing no
+    resident memory), and freed. Call it after :func:`contract.planner.check_limits`."""
+    if plan.largest_loop * itemsize < TRIAL_BYTES:
+        return  # no step allocates that much (computed once per plan)
+    size = plan.equation.size_dict
+    last = len(plan.steps) - 1
+    for k, step in enumerate(plan.steps):
+        allocates = (not output_allocated) if k == last else step.method != "copy"
+        shape = tuple(size[lab] for lab in step.output)
+        if allocates and math.prod(shape) * itemsize >= TRIAL_BYTES:
+            np.empty(shape, dtype=plan.dtype)  # MemoryError (or ValueError) if refused
 
 
 def execute(plan: Plan, operands: Sequence[np.ndarray], out: np.ndarray | None,

@@ -16,6 +16,7 @@ __all__ = [
     "buffer_geometry",
     "flat_view",
     "kernel_dims",
+    "kernel_dims_arrays",
     "tabulate",
     "needs_copy",
     "by_stride",
@@ -123,7 +124,8 @@ def flat_view(arr: np.ndarray) -> np.ndarray:
 
 
 # The longest tight output row (elements) that outer dimensions are folded into when summed
-# dimensions loop around it (see kernel_dims).
+# dimensions loop around it (see kernel_dims_arrays). Numba freezes it into the njit backend's
+# compiled copy of kernel_dims_arrays: one constant for both.
 FOLD_ROW_MAX = 4096
 
 
@@ -133,7 +135,8 @@ def kernel_dims(
     rows: Sequence[dict[int, int]],
     size_dict: dict[int, int],
 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
-    """Choose the kernel's loop order and fold adjacent dimensions.
+    """Choose the kernel's loop order and fold adjacent dimensions (labels and dicts in, the
+    rule itself in :func:`kernel_dims_arrays`).
 
     Parameters
     ----------
@@ -154,72 +157,196 @@ def kernel_dims(
     inner_out : bool
         True when the tight (last) dimension is an output dimension.
     """
+    labels = (*out_labels, *red_labels)
+    n_out = len(out_labels)
+    strides = np.array([[row.get(lab, 0) for lab in labels] for row in rows], dtype=np.int64)
+    size = np.array([size_dict[lab] for lab in labels], dtype=np.int64)
+    kind = np.full(len(labels), 2, dtype=np.int8)
+    kind[:n_out] = 1
+    ids = np.array(labels, dtype=np.int64)
+    return kernel_dims_arrays(strides.reshape(len(rows), len(labels)), size, kind, ids)
 
-    def weight(lab: int) -> int:
-        return sum(abs(row.get(lab, 0)) for row in rows)
 
-    live_out = [lab for lab in out_labels if size_dict[lab] != 1]
-    live_red = [lab for lab in red_labels if size_dict[lab] != 1]
-    # The tight loop: smallest total stride; prefer a summed label on ties (local accumulator).
-    candidates = [(weight(lab), 0, -size_dict[lab], lab) for lab in live_red]
-    candidates += [(weight(lab), 1, -size_dict[lab], lab) for lab in live_out]
-    if candidates:
-        tight = min(candidates)[3]
-        inner_out = tight in live_out
+def kernel_dims_arrays(rows, size, kind, ids=None):
+    """The kernel's loop layout over plain int64 arrays: the one implementation of the rule.
+
+    Written in the subset of Python that Numba's nopython mode compiles: the executor runs it
+    as it is (through :func:`kernel_dims`, once per geometry), and the njit backend compiles it
+    (``contract.numba_ext.kernel_dims_arrays``) to run inside the caller's ``@njit`` code.
+
+    The rule. Labels of size 1 are dropped. The tight (innermost) loop is the label of smallest
+    total stride over all rows, a summed one on ties, then the largest, then the smallest id.
+    The other output labels loop outermost and the other summed labels in the middle, each
+    group from the largest total stride to the smallest (ties in column order). Adjacent
+    dimensions of one group fold into one when every row's stride of the outer one is the inner
+    one's times its extent; a summed tight dimension may also absorb the last middle one, and an
+    output tight dimension the innermost outer ones (while the row stays within
+    ``FOLD_ROW_MAX`` elements when summed dimensions loop around it).
+
+    Parameters
+    ----------
+    rows : int64 array, shape (1 + nops, n_labels)
+        Element strides per label (column): row 0 the output (0 for summed labels), then each
+        operand (0 where the operand lacks the label).
+    size : int64 array, shape (n_labels,)
+        Label sizes.
+    kind : integer array, shape (n_labels,)
+        1 for an output label of the step, 2 for a summed one, 0 for a label the step lacks.
+    ids : int64 array, shape (n_labels,), optional
+        The labels' ids, the last tie-break for the tight loop (default: the column index).
+
+    Returns
+    -------
+    extents : ndarray of int64, shape (nd,)
+    strides : ndarray of int64, shape (1 + nops, nd)
+    n_outer : int
+        The number of leading outer (output, parallel) dimensions.
+    inner_out : bool
+        True when the tight (last) dimension is an output dimension.
+
+    Examples
+    --------
+    ``ij,jk->ik`` on C-ordered 2x3 and 3x4 operands (labels i, k, j; output row first):
+
+    >>> rows = np.array([[4, 1, 0], [3, 0, 1], [0, 1, 4]])
+    >>> ext, st, n_outer, inner_out = kernel_dims_arrays(rows, np.array([2, 4, 3]),
+    ...                                                  np.array([1, 1, 2]))
+    >>> ext.tolist(), st.tolist(), n_outer, inner_out
+    ([2, 3, 4], [[4, 0, 1], [3, 1, 0], [0, 4, 1]], 1, True)
+    """
+    nr = rows.shape[0]
+    nl = size.shape[0]
+    if ids is None:
+        tie = np.arange(nl)
     else:
-        tight, inner_out = None, False
-
-    def ordered(labels: list[int]) -> list[int]:
-        # outermost = largest stride, so the innermost loops walk the smallest strides
-        return sorted(labels, key=lambda lab: -weight(lab))
-
-    outer = ordered([lab for lab in live_out if lab != tight])
-    middle = ordered([lab for lab in live_red if lab != tight])
-    groups = [outer, middle, [tight] if tight is not None else []]
-
-    def fold(group: list[int]) -> list[tuple[int, list[int]]]:
-        dims: list[tuple[int, list[int]]] = []
-        for lab in group:
-            ext = size_dict[lab]
-            st = [row.get(lab, 0) for row in rows]
-            if dims:
-                pext, pst = dims[-1]
-                if all(p == s * ext for p, s in zip(pst, st)):
-                    dims[-1] = (pext * ext, st)
-                    continue
-            dims.append((ext, st))
-        return dims
-
-    folded = [fold(g) for g in groups]
-    # the tight dimension may also absorb the last middle dimension (both summed)
-    if not inner_out and tight is not None and folded[1]:
-        (mext, mst), (text, tst) = folded[1][-1], folded[2][0]
-        if all(p == s * text for p, s in zip(mst, tst)):
-            folded[1].pop()
-            folded[2] = [(mext * text, tst)]
-    # an output tight dimension also absorbs the outer dimensions that fold into it: the summed
+        tie = ids
+    weight = np.abs(rows).sum(axis=0)
+    # the tight loop: smallest total stride; a summed label on ties; then the largest; then id
+    tight = -1
+    n_o = 0
+    n_m = 0
+    for lab in range(nl):
+        k = kind[lab]
+        if k == 0 or size[lab] == 1:
+            continue
+        if k == 1:
+            n_o += 1
+        else:
+            n_m += 1
+        if tight < 0:
+            tight = lab
+            continue
+        wa, wb = weight[lab], weight[tight]
+        oa, ob = k == 1, kind[tight] == 1
+        if wa < wb or (wa == wb and (oa < ob or (oa == ob and (
+                size[lab] > size[tight] or (size[lab] == size[tight] and tie[lab] < tie[tight]))))):
+            tight = lab
+    inner_out = False
+    if tight >= 0:
+        inner_out = bool(kind[tight] == 1)
+        if inner_out:
+            n_o -= 1
+        else:
+            n_m -= 1
+    # the loop order: outer (output) labels, middle (summed) labels, each by decreasing weight
+    # (stable), then the tight one
+    order = np.empty(n_o + n_m + 1, dtype=np.int64)
+    j_o = 0
+    j_m = n_o
+    for lab in range(nl):
+        k = kind[lab]
+        if k == 0 or size[lab] == 1 or lab == tight:
+            continue
+        if k == 1:
+            order[j_o] = lab
+            j_o += 1
+        else:
+            order[j_m] = lab
+            j_m += 1
+    # each group by decreasing weight, stable (insertion sort: a handful of labels)
+    for lo, hi in ((0, n_o), (n_o, n_o + n_m)):
+        for i in range(lo + 1, hi):
+            lab = order[i]
+            j = i - 1
+            while j >= lo and weight[order[j]] < weight[lab]:
+                order[j + 1] = order[j]
+                j -= 1
+            order[j + 1] = lab
+    order[n_o + n_m] = tight
+    ext = np.empty(n_o + n_m + 1, dtype=np.int64)
+    st = np.empty((nr, n_o + n_m + 1), dtype=np.int64)
+    # fold within each group: a dimension merges into the previous one when every row's stride
+    # there is this one's times this extent
+    nd = 0
+    n_outer = 0
+    n_mid = 0
+    for j in range(n_o + n_m + (1 if tight >= 0 else 0)):
+        lab = order[j]
+        e = size[lab]
+        if j != 0 and j != n_o and j != n_o + n_m:  # not the first of its group
+            ok = True
+            for r in range(nr):
+                if st[r, nd - 1] != rows[r, lab] * e:
+                    ok = False
+                    break
+            if ok:
+                ext[nd - 1] *= e
+                for r in range(nr):
+                    st[r, nd - 1] = rows[r, lab]
+                continue
+        ext[nd] = e
+        for r in range(nr):
+            st[r, nd] = rows[r, lab]
+        nd += 1
+        if j < n_o:
+            n_outer = nd
+        elif j < n_o + n_m:
+            n_mid = nd - n_outer
+    if tight < 0:
+        ext[nd] = 1
+        for r in range(nr):
+            st[r, nd] = 0
+        nd += 1
+    t = nd - 1
+    # a summed tight dimension may absorb the last middle one
+    if not inner_out and tight >= 0 and n_mid > 0:
+        ok = True
+        for r in range(nr):
+            if st[r, t - 1] != st[r, t] * ext[t]:
+                ok = False
+        if ok:
+            ext[t - 1] *= ext[t]
+            for r in range(nr):
+                st[r, t - 1] = st[r, t]
+            nd -= 1
+            t -= 1
+    # an output tight dimension absorbs the outer dimensions that fold into it: the summed
     # (middle) loops then run outside them and each tight row is longer (``ijk->jk`` on a
     # C-ordered operand: 50 passes over one row of j*k, not j*i rows of k). With summed
     # dimensions the row is added to once per summed step, so it stays short enough for L1/L2.
-    if inner_out and folded[0]:
-        (text, tst) = folded[2][0]
-        limit = FOLD_ROW_MAX if folded[1] else None
-        while folded[0]:
-            pext, pst = folded[0][-1]
-            if limit is not None and text * pext > limit:
+    if inner_out and n_outer > 0:
+        text = ext[t]
+        while n_outer > 0:
+            p = n_outer - 1
+            if n_mid > 0 and text * ext[p] > FOLD_ROW_MAX:
                 break
-            if not all(p == s * text for p, s in zip(pst, tst)):
+            ok = True
+            for r in range(nr):
+                if st[r, p] != st[r, t] * text:
+                    ok = False
+            if not ok:
                 break
-            folded[0].pop()
-            text *= pext
-        folded[2] = [(text, tst)]
-    if not folded[2]:
-        folded[2] = [(1, [0] * len(rows))]
-    dims = folded[0] + folded[1] + folded[2]
-    extents = np.array([ext for ext, _ in dims], dtype=np.int64)
-    strides = np.array([[st[k] for _, st in dims] for k in range(len(rows))], dtype=np.int64)
-    strides = strides.reshape(len(rows), len(dims))
-    return extents, strides, len(folded[0]), bool(inner_out)
+            text *= ext[p]
+            # drop dimension p: shift the middle and tight dimensions down by one
+            for d in range(p, nd - 1):
+                ext[d] = ext[d + 1]
+                for r in range(nr):
+                    st[r, d] = st[r, d + 1]
+            nd -= 1
+            t -= 1
+            n_outer -= 1
+        ext[t] = text
+    return ext[:nd].copy(), st[:, :nd].copy(), n_outer, inner_out
 
 
 def tabulate(

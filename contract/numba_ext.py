@@ -19,8 +19,8 @@ candidate pairwise orders (every order up to ``_ALL_ORDERS_MAX`` operands, one o
    Numba reaches through SciPy) or the project's ``gemm_serial`` (integers, and floats without
    SciPy), one call per batch item when the step is batched (its batch labels first in its
    result); every other step through ``sum_products_serial`` on flat, uncopied views of the
-   operands' memory, with the loop layout computed by :func:`kernel_dims_arrays`, a nopython twin
-   of :func:`contract.layout.kernel_dims`.
+   operands' memory, with the loop layout computed by :func:`kernel_dims_arrays`: the executor's
+   own rule, :func:`contract.layout.kernel_dims_arrays`, compiled.
 
 Only the serial kernels run here: the caller owns the threads (a user's ``prange`` loop may call
 einsum in every iteration, and a parallel kernel launched from a worker thread would nest thread
@@ -52,6 +52,7 @@ from numba.extending import intrinsic, overload
 from numba.np.arrayobj import make_array, populate_array
 from numba.np.numpy_support import as_dtype
 
+from . import layout
 from .kernels._jit import jit
 from .kernels.gemm import gemm_serial
 from .kernels.sum_products import sum_products_serial
@@ -68,8 +69,6 @@ _TINY_WORK = 4096
 _ALL_ORDERS_MAX = 4
 # matrix-product steps run through BLAS / the gemm kernel from this many multiply-adds
 _GEMM_MIN_WORK = 4096
-# FOLD_ROW_MAX of contract.layout (the longest output row outer dimensions are folded into)
-_FOLD_ROW_MAX = 4096
 
 _HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
 _DEFAULT_OPTIMIZE = True
@@ -179,153 +178,9 @@ def _check_out(dim, want, axis):
                          + " but the result has size " + str(want))
 
 
-@jit
-def _by_weight(labels, n, weight):
-    """Sort ``labels[:n]`` by decreasing weight, stable (insertion sort: a handful of labels)."""
-    for i in range(1, n):
-        lab = labels[i]
-        j = i - 1
-        while j >= 0 and weight[labels[j]] < weight[lab]:
-            labels[j + 1] = labels[j]
-            j -= 1
-        labels[j + 1] = lab
-
-
-@jit
-def kernel_dims_arrays(rows, size, kind):
-    """The kernel's loop layout in nopython mode, as :func:`contract.layout.kernel_dims`.
-
-    Parameters
-    ----------
-    rows : int64 array, shape (1 + nops, n_labels)
-        Element strides per label: row 0 the output (0 for summed labels), then each operand
-        (0 where the operand lacks the label).
-    size : int64 array, shape (n_labels,)
-        Label sizes.
-    kind : int8 array, shape (n_labels,)
-        1 for an output label of the step, 2 for a summed one, 0 for a label the step lacks.
-
-    Returns
-    -------
-    extents, strides, n_outer, inner_out
-        As :func:`contract.layout.kernel_dims` returns them.
-    """
-    nl = size.shape[0]
-    nr = rows.shape[0]
-    weight = np.zeros(nl, dtype=np.int64)
-    for lab in range(nl):
-        for r in range(nr):
-            weight[lab] += abs(rows[r, lab])
-    # the tight loop: smallest total stride; a summed label on ties; then the largest; then first
-    tight = -1
-    for lab in range(nl):
-        if kind[lab] == 0 or size[lab] == 1:
-            continue
-        if tight < 0:
-            tight = lab
-            continue
-        wa, wb = weight[lab], weight[tight]
-        oa, ob = kind[lab] == 1, kind[tight] == 1
-        if wa < wb or (wa == wb and (oa < ob or (oa == ob and size[lab] > size[tight]))):
-            tight = lab
-    inner_out = tight >= 0 and kind[tight] == 1
-    # outer (output) and middle (summed) labels, largest weight first (stable)
-    outer = np.empty(nl, dtype=np.int64)
-    middle = np.empty(nl, dtype=np.int64)
-    n_o = 0
-    n_m = 0
-    for lab in range(nl):
-        if kind[lab] == 0 or size[lab] == 1 or lab == tight:
-            continue
-        if kind[lab] == 1:
-            outer[n_o] = lab
-            n_o += 1
-        else:
-            middle[n_m] = lab
-            n_m += 1
-    _by_weight(outer, n_o, weight)
-    _by_weight(middle, n_m, weight)
-    outer = outer[:n_o]
-    middle = middle[:n_m]
-    ext = np.empty(nl + 1, dtype=np.int64)
-    st = np.empty((nr, nl + 1), dtype=np.int64)
-    nd = 0
-    n_outer = 0
-    # fold each group: a dimension merges into the previous one when every row's stride there
-    # is this one's times this extent
-    for g in range(3):
-        first = nd
-        if g == 0:
-            group = outer
-        elif g == 1:
-            group = middle
-        else:
-            group = np.empty(1 if tight >= 0 else 0, dtype=np.int64)
-            if tight >= 0:
-                group[0] = tight
-        for lab in group:
-            e = size[lab]
-            if nd > first:
-                ok = True
-                for r in range(nr):
-                    if st[r, nd - 1] != rows[r, lab] * e:
-                        ok = False
-                        break
-                if ok:
-                    ext[nd - 1] *= e
-                    for r in range(nr):
-                        st[r, nd - 1] = rows[r, lab]
-                    continue
-            ext[nd] = e
-            for r in range(nr):
-                st[r, nd] = rows[r, lab]
-            nd += 1
-        if g == 0:
-            n_outer = nd
-        elif g == 1:
-            n_mid = nd - n_outer
-    if tight < 0:
-        ext[nd] = 1
-        for r in range(nr):
-            st[r, nd] = 0
-        nd += 1
-    t = nd - 1
-    # a summed tight dimension may absorb the last middle one
-    if not inner_out and tight >= 0 and n_mid > 0:
-        ok = True
-        for r in range(nr):
-            if st[r, t - 1] != st[r, t] * ext[t]:
-                ok = False
-        if ok:
-            ext[t - 1] *= ext[t]
-            for r in range(nr):
-                st[r, t - 1] = st[r, t]
-            nd -= 1
-            t -= 1
-    # an output tight dimension absorbs the outer dimensions that fold into it
-    if inner_out and n_outer > 0:
-        text = ext[t]
-        while n_outer > 0:
-            p = n_outer - 1
-            if n_mid > 0 and text * ext[p] > _FOLD_ROW_MAX:
-                break
-            ok = True
-            for r in range(nr):
-                if st[r, p] != st[r, t] * text:
-                    ok = False
-            if not ok:
-                break
-            text *= ext[p]
-            # drop dimension p: shift the middle and tight dimensions down by one
-            for d in range(p, nd - 1):
-                ext[d] = ext[d + 1]
-                for r in range(nr):
-                    st[r, d] = st[r, d + 1]
-            nd -= 1
-            t -= 1
-            n_outer -= 1
-        ext[t] = text
-    return ext[:nd].copy(), st[:, :nd].copy(), n_outer, inner_out
+# the kernel's loop layout: layout.py's one implementation of the rule, compiled for nopython
+# callers (it reads layout.FOLD_ROW_MAX, frozen in at compile time)
+kernel_dims_arrays = jit(layout.kernel_dims_arrays)
 
 
 @jit

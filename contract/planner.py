@@ -52,6 +52,8 @@ __all__ = [
     "make_plan",
     "normalize_optimize",
     "split_memory_limit",
+    "check_limits",
+    "MAX_INDEX",
     "PathIndexError",
     "UnknownOptimizerError",
     "IncompletePathError",
@@ -192,6 +194,47 @@ class Plan:
             lines.append(f"Tiny equation ({math.prod(size.values())} loop iterations): the whole "
                          f"call runs in numpy's C einsum loop")
         return "\n".join(lines)
+
+
+#: The kernels index with int64 (intp): the largest loop nest a step may have, and the largest
+#: byte size of an array numpy can allocate.
+MAX_INDEX = int(np.iinfo(np.intp).max)
+
+
+def check_limits(plan: Plan, itemsize: int) -> None:
+    """Refuse a plan the engine cannot index or allocate, from its sizes alone.
+
+    numpy raises ``ValueError('iterator is too large')`` when an einsum's iteration space does
+    not fit in ``intp``; the kernels index with int64, so a step whose loop nest is larger would
+    wrap around silently (and a BLAS step that large would never finish). An intermediate whose
+    byte size does not fit in ``intp`` cannot be allocated (numpy's ``ValueError('array is too
+    big ...')``). Checked before a plan runs (the run-time half, whether the system grants the
+    memory, is :func:`contract.executor.reserve`).
+
+    Raises
+    ------
+    ValueError
+        Naming the step and its sizes.
+    """
+    if plan.largest_loop * itemsize <= MAX_INDEX:
+        return  # no step loops over, or allocates, that much (computed once per plan)
+    size = plan.equation.size_dict
+    last = len(plan.steps) - 1
+    for k, step in enumerate(plan.steps):
+        if step.method != "copy":
+            labels = set().union(*step.terms)
+            space = math.prod(size[lab] for lab in labels)
+            if space > MAX_INDEX:
+                raise ValueError(
+                    f"iterator is too large: step {k} of the plan loops over {space} index "
+                    f"combinations (sizes {sorted(size[lab] for lab in labels)}), more than "
+                    f"{MAX_INDEX}")
+        shape = tuple(size[lab] for lab in step.output)
+        if k != last and math.prod(shape) * itemsize > MAX_INDEX:
+            raise ValueError(
+                f"array is too big: intermediate {k} of the plan has shape {shape} "
+                f"({math.prod(shape)} elements of {itemsize} bytes), larger than the maximum "
+                f"possible size")
 
 
 def _ratio(num: int, den: int) -> float | Decimal:

@@ -16,11 +16,14 @@ import numba
 import numpy as np
 import pytest
 from conftest import assert_matches, make_operand
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from numba import prange
 from numba.core.errors import TypingError
 
 import contract
 import contract.numba_ext as ne
+from contract import layout
 
 FULL = os.environ.get("CONTRACT_NJIT_FULL") == "1"
 full_only = pytest.mark.skipif(not FULL, reason="long njit variant: set CONTRACT_NJIT_FULL=1")
@@ -406,6 +409,170 @@ def test_kernel_dims_twin_matches_layout():
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
         assert got[2:] == want[2:]
+
+
+# the layout rule as layout.kernel_dims had it before it became kernel_dims_arrays (one
+# implementation for Python and nopython callers): the oracle both must reproduce exactly
+def _kernel_dims_before(out_labels, red_labels, rows, size_dict):
+
+    def weight(lab: int) -> int:
+        return sum(abs(row.get(lab, 0)) for row in rows)
+
+    live_out = [lab for lab in out_labels if size_dict[lab] != 1]
+    live_red = [lab for lab in red_labels if size_dict[lab] != 1]
+    # The tight loop: smallest total stride; prefer a summed label on ties (local accumulator).
+    candidates = [(weight(lab), 0, -size_dict[lab], lab) for lab in live_red]
+    candidates += [(weight(lab), 1, -size_dict[lab], lab) for lab in live_out]
+    if candidates:
+        tight = min(candidates)[3]
+        inner_out = tight in live_out
+    else:
+        tight, inner_out = None, False
+
+    def ordered(labels: list[int]) -> list[int]:
+        # outermost = largest stride, so the innermost loops walk the smallest strides
+        return sorted(labels, key=lambda lab: -weight(lab))
+
+    outer = ordered([lab for lab in live_out if lab != tight])
+    middle = ordered([lab for lab in live_red if lab != tight])
+    groups = [outer, middle, [tight] if tight is not None else []]
+
+    def fold(group: list[int]) -> list[tuple[int, list[int]]]:
+        dims: list[tuple[int, list[int]]] = []
+        for lab in group:
+            ext = size_dict[lab]
+            st = [row.get(lab, 0) for row in rows]
+            if dims:
+                pext, pst = dims[-1]
+                if all(p == s * ext for p, s in zip(pst, st)):
+                    dims[-1] = (pext * ext, st)
+                    continue
+            dims.append((ext, st))
+        return dims
+
+    folded = [fold(g) for g in groups]
+    # the tight dimension may also absorb the last middle dimension (both summed)
+    if not inner_out and tight is not None and folded[1]:
+        (mext, mst), (text, tst) = folded[1][-1], folded[2][0]
+        if all(p == s * text for p, s in zip(mst, tst)):
+            folded[1].pop()
+            folded[2] = [(mext * text, tst)]
+    # an output tight dimension also absorbs the outer dimensions that fold into it: the summed
+    # (middle) loops then run outside them and each tight row is longer (``ijk->jk`` on a
+    # C-ordered operand: 50 passes over one row of j*k, not j*i rows of k). With summed
+    # dimensions the row is added to once per summed step, so it stays short enough for L1/L2.
+    if inner_out and folded[0]:
+        (text, tst) = folded[2][0]
+        limit = layout.FOLD_ROW_MAX if folded[1] else None
+        while folded[0]:
+            pext, pst = folded[0][-1]
+            if limit is not None and text * pext > limit:
+                break
+            if not all(p == s * text for p, s in zip(pst, tst)):
+                break
+            folded[0].pop()
+            text *= pext
+        folded[2] = [(text, tst)]
+    if not folded[2]:
+        folded[2] = [(1, [0] * len(rows))]
+    dims = folded[0] + folded[1] + folded[2]
+    extents = np.array([ext for ext, _ in dims], dtype=np.int64)
+    strides = np.array([[st[k] for _, st in dims] for k in range(len(rows))], dtype=np.int64)
+    strides = strides.reshape(len(rows), len(dims))
+    return extents, strides, len(folded[0]), bool(inner_out)
+
+
+@st.composite
+def _layout_steps(draw):
+    """A random step's labels, sizes and stride rows (output row first), with unsorted label
+    ids, size-1 labels, zero and negative strides, folding (C-ordered, one order for all rows)
+    and non-folding strides, ties, all-output and all-summed steps, and rows of FOLD_ROW_MAX
+    elements and one more."""
+    n = draw(st.integers(0, 6))
+    ids = draw(st.permutations(range(10)))[:n]
+    kinds = draw(st.lists(st.sampled_from([1, 2]), min_size=n, max_size=n))
+    if n and draw(st.booleans()):
+        kinds = [draw(st.sampled_from([1, 2]))] * n  # all output or all summed
+    pool = draw(st.sampled_from([[1, 2, 3], [1, 2, 4, 16, 64, 65, 256, 1024, 4096, 4097]]))
+    sizes = draw(st.lists(st.sampled_from(pool), min_size=n, max_size=n))
+    out = [lab for lab, k in zip(ids, kinds) if k == 1]
+    red = [lab for lab, k in zip(ids, kinds) if k == 2]
+    size = dict(zip(ids, sizes))
+    shared = draw(st.permutations(ids)) if draw(st.booleans()) else None
+
+    def row(labels):
+        if shared is None:
+            labels = draw(st.permutations(labels))
+        else:
+            labels = [lab for lab in shared if lab in labels]
+        style = draw(st.sampled_from(["c", "c", "strided", "small", "random"]))
+        strides, acc = {}, 1
+        for lab in reversed(labels):
+            if style in ("small", "random"):
+                bound = 2 if style == "small" else 70
+                strides[lab] = draw(st.integers(-bound, bound))
+                continue
+            sign = -1 if draw(st.integers(0, 4)) == 0 else 1
+            zero = draw(st.integers(0, 5)) == 0
+            strides[lab] = 0 if zero else sign * acc
+            acc *= size[lab] * (draw(st.sampled_from([1, 1, 2])) if style == "strided" else 1)
+        return strides
+
+    rows = [row(out)]
+    for _ in range(draw(st.integers(1, 3))):
+        rows.append(row([lab for lab in ids if draw(st.integers(0, 3)) > 0]))
+    return out, red, rows, size
+
+
+def _same_layout(got, want):
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert got[0].dtype == got[1].dtype == np.int64
+    assert got[1].shape == (len(got[1]), len(got[0]))
+    assert (int(got[2]), bool(got[3])) == (want[2], want[3])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_layout_steps())
+# an output row of exactly FOLD_ROW_MAX elements folds, one of more does not
+@example(([3, 5], [1], [{3: 64, 5: 1}, {1: 4096, 3: 64, 5: 1}],
+          {3: 64, 5: 64, 1: 3}))
+@example(([3, 5], [1], [{3: 64, 5: 1}, {1: 4160, 3: 64, 5: 1}],
+          {3: 65, 5: 64, 1: 3}))
+@example(([3, 5], [1], [{3: 4096, 5: 1}, {1: 4096, 3: 4096, 5: 1}],
+          {3: 1, 5: 4096, 1: 3}))
+@example(([3, 5], [1], [{3: 4096, 5: 1}, {1: 8192, 3: 4096, 5: 1}],
+          {3: 2, 5: 4096, 1: 3}))
+@example(([3, 5], [1], [{3: 1, 5: 1}, {1: 4097, 3: 1, 5: 1}],
+          {3: 4097, 5: 1, 1: 3}))
+def test_layout_rule_python_jit_and_before_agree(step):
+    """layout.kernel_dims, kernel_dims_arrays in Python and the njit backend's compiled copy
+    all give the layout the dict-based rule gave."""
+    out, red, rows, size = step
+    want = _kernel_dims_before(out, red, rows, size)
+    _same_layout(layout.kernel_dims(out, red, rows, size), want)
+    labels = [*out, *red]
+    arrays = (
+        np.array([[r.get(lab, 0) for lab in labels] for r in rows],
+                 dtype=np.int64).reshape(len(rows), len(labels)),
+        np.array([size[lab] for lab in labels], dtype=np.int64),
+        np.array([1] * len(out) + [2] * len(red), dtype=np.int8),
+        np.array(labels, dtype=np.int64),
+    )
+    _same_layout(layout.kernel_dims_arrays(*arrays), want)
+    _same_layout(ne.kernel_dims_arrays(*arrays), want)
+    # the njit backend's convention: one column per label id (kind 0 where the step lacks it),
+    # ties broken by the column; the same layout as labels given in increasing order
+    n_ids = max(labels, default=-1) + 2
+    grid = np.zeros((len(rows), n_ids), dtype=np.int64)
+    grid[:, labels] = arrays[0]
+    sizes = np.ones(n_ids, dtype=np.int64)
+    sizes[labels] = arrays[1]
+    kind = np.zeros(n_ids, dtype=np.int8)
+    kind[labels] = arrays[2]
+    want = _kernel_dims_before(sorted(out), sorted(red), rows, size)
+    _same_layout(layout.kernel_dims_arrays(grid, sizes, kind), want)
+    _same_layout(ne.kernel_dims_arrays(grid, sizes, kind), want)
 
 
 # ---- long variants
