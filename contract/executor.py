@@ -549,7 +549,8 @@ def _blas_product(
     product's labels come in its order and it is C-contiguous."""
     call = _blas_call(inputs, size, out_labels, tuning)
     arrays = [view for view, _ in inputs]
-    if out is not None and call.labels == out_labels and out.flags.c_contiguous:
+    if (out is not None and not call.summed and call.labels == out_labels
+            and out.flags.c_contiguous):
         call.into(arrays, out.reshape(call.stack_shape))
         return out, out_labels
     return call.run(arrays), call.labels
@@ -585,25 +586,29 @@ def _blas_call(inputs: list[Labelled], size: dict[int, int], out_labels: tuple[i
         stack_shape = stack_shape[:-2] + (stack_shape[-1], stack_shape[-2])
     m_labels, n_labels = labels[-2:]
     labels = labels[:-2] + m_labels + n_labels
+    # summed labels taken as batch axes (_summed_lead): the partial products are added up
+    summed = tuple(i for i, lab in enumerate(labels) if lab not in out_labels)
     return _BlasCall(a_axes, a_shape, copy_a, b_axes, b_shape, copy_b, swap, stack_shape,
-                     tuple(size[lab] for lab in labels), labels)
+                     tuple(size[lab] for lab in labels), summed,
+                     tuple(lab for lab in labels if lab in out_labels))
 
 
 class _BlasCall:
     """A BLAS step's matmul for one geometry of its inputs (shapes and strides): how each operand
-    is viewed (or copied) as a stack of matrices, and the result's shape and labels."""
+    is viewed (or copied) as a stack of matrices, and the result's shape and labels (the
+    product's shape; its axes ``summed`` are added up, and ``labels`` are the remaining ones)."""
 
     __slots__ = ("a_axes", "a_shape", "copy_a", "b_axes", "b_shape", "copy_b", "swap",
-                 "stack_shape", "result_shape", "labels")
+                 "stack_shape", "result_shape", "summed", "labels")
 
     def __init__(self, a_axes: tuple[int, ...], a_shape: tuple[int, ...], copy_a: bool,
                  b_axes: tuple[int, ...], b_shape: tuple[int, ...], copy_b: bool, swap: bool,
                  stack_shape: tuple[int, ...], result_shape: tuple[int, ...],
-                 labels: tuple[int, ...]) -> None:
+                 summed: tuple[int, ...], labels: tuple[int, ...]) -> None:
         self.a_axes, self.a_shape, self.copy_a = a_axes, a_shape, copy_a
         self.b_axes, self.b_shape, self.copy_b = b_axes, b_shape, copy_b
         self.swap, self.stack_shape = swap, stack_shape
-        self.result_shape, self.labels = result_shape, labels
+        self.result_shape, self.summed, self.labels = result_shape, summed, labels
 
     def into(self, inputs: Sequence[np.ndarray], target: np.ndarray) -> None:
         """The product of ``inputs`` (arrays of the geometry this call was made for) into
@@ -624,6 +629,8 @@ class _BlasCall:
         threads: ``parallel`` is not used)."""
         result = np.empty(self.stack_shape, dtype=inputs[0].dtype)
         self.into(inputs, result)
+        if self.summed:
+            return result.reshape(self.result_shape).sum(axis=self.summed)
         return result.reshape(self.result_shape)
 
 
@@ -667,21 +674,27 @@ def _blas_grouping(
         orders.reverse()
     k = next((o for o in orders if folds(o, sa, size) and folds(o, sb, size)),
              next((o for o in orders if folds(o, sa, size) or folds(o, sb, size)), orders[0]))
+    k_lead: list[int] = []
+    if not folds(k, sa, size) and not folds(k, sb, size):
+        k_lead, k = _summed_lead(k, m, n, a_shape, sa, b_shape, sb, size, tuning)
     nk = math.prod(size[lab] for lab in k)
     a_extra: list[int] = []
     b_extra: list[int] = []
-    if folds(k, sa, size) and not folds(m, sa, size):
+    if k_lead:
+        pass
+    elif folds(k, sa, size) and not folds(m, sa, size):
         head, tail = foldable_tail(m, sa, size)
         if (math.prod(size[lab] for lab in tail + n) * nk >= tuning.min_split_work
                 and _split_pays(head, a_shape, size, tuning)):
             a_extra, m = head, tail
-    if folds(k, sb, size) and not folds(n, sb, size):
+    if not k_lead and folds(k, sb, size) and not folds(n, sb, size):
         head, tail = foldable_tail(n, sb, size)
         if (math.prod(size[lab] for lab in m + tail) * nk >= tuning.min_split_work
                 and _split_pays(head, b_shape, size, tuning)):
             b_extra, n = head, tail
     nm = math.prod(size[lab] for lab in m)
     nn = math.prod(size[lab] for lab in n)
+    batch = batch + k_lead  # summed over after the product (see _summed_lead)
     lead = [size[lab] for lab in batch]
     a_order = batch + a_extra + m + k
     b_order = batch + b_extra + k + n
@@ -696,6 +709,41 @@ def _blas_grouping(
         (*ones, *batch, *a_extra, *b_extra, tuple(m), tuple(n)),
         tuple(lead + [size[lab] for lab in a_extra + b_extra] + [nm, nn]),
     )
+
+
+def _summed_lead(
+    k: list[int], m: list[int], n: list[int], a_shape: tuple[int, ...], sa: dict[int, int],
+    b_shape: tuple[int, ...], sb: dict[int, int], size: dict[int, int], tuning: Tuning,
+) -> tuple[list[int], list[int]]:
+    """``(lead, tail)``: summed labels that become batch axes of the product (its partial
+    results summed afterwards), and the summed labels left in the matrices; ``([], k)`` when
+    that does not pay.
+
+    Called when ``k`` folds in neither operand, so both would be copied into matrix order. An
+    operand whose summed labels of smallest stride fold (``tail``) and whose free labels fold
+    is read in place as a stack over the other summed labels (``lead``) of matrices
+    ``free x tail``; only the other operand is copied. ``abcde,efbad->cf`` (extents 17-34,
+    91 MB operands): 56 ms against 89 ms for two copies and one product (numpy's tensordot
+    89 ms), and one 91 MB allocation fewer. Taken when each call keeps
+    ``tuning.min_split_work`` multiply-adds, the calls cost less than the copy they save
+    (:func:`_split_pays`) and the partial results hold at most half the elements of that
+    operand (the larger operand is tried first).
+    """
+    candidates = [(a_shape, sa, m), (b_shape, sb, n)]
+    if math.prod(a_shape) < math.prod(b_shape):
+        candidates.reverse()
+    nm = math.prod(size[lab] for lab in m)
+    nn = math.prod(size[lab] for lab in n)
+    for shape, strides, free in candidates:
+        lead, tail = foldable_tail(by_stride(k, strides), strides, size)
+        if not lead or not tail or not folds(free, strides, size):
+            continue
+        calls = math.prod(size[lab] for lab in lead)
+        work = nm * nn * math.prod(size[lab] for lab in tail)
+        if (work >= tuning.min_split_work and _split_pays(lead, shape, size, tuning)
+                and 2 * calls * nm * nn <= math.prod(shape)):
+            return lead, tail
+    return [], k
 
 
 def _split_pays(extra: list[int], shape: tuple[int, ...], size: dict[int, int],

@@ -149,3 +149,44 @@ def test_many_thin_calls_give_way_to_one_copy():
     with tuned(blas_min_flops=0):
         assert_matches(contract.einsum("dega,gfbc->abcdef", a, b),
                        np.einsum("dega,gfbc->abcdef", a, b))
+
+
+def _tccg_pair(size, rng):
+    a = rng.standard_normal(tuple(size[c] for c in "abcde"))
+    b = rng.standard_normal(tuple(size[c] for c in "efbad"))
+    grouping = executor._blas_grouping(tuple(map(ord, "abcde")), a.shape, a.strides,
+                                       tuple(map(ord, "efbad")), b.shape, b.strides,
+                                       tuple(map(ord, "cf")), 8, DEFAULT)
+    copied, _ = executor._blas_cost(tuple(map(ord, "abcde")), a.shape, a.strides,
+                                    tuple(map(ord, "efbad")), b.shape, b.strides,
+                                    tuple(map(ord, "cf")), 8, DEFAULT)
+    return a, b, grouping, copied
+
+
+def test_summed_labels_become_batch_axes_instead_of_a_copy():
+    # abcde,efbad->cf: the summed a,b,d,e fold in neither operand (c sits between b and d in the
+    # first, f between e and b in the second). The first is read in place as a stack over (a, b)
+    # of c x (d, e) matrices, only the second is copied, and the partial products are summed
+    size = dict(a=4, b=4, c=16, d=32, e=16, f=16)
+    a, b, grouping, copied = _tccg_pair(size, np.random.default_rng(11))
+    a_axes, a_stack, _, b_stack, labels, stack = grouping
+    assert a_axes == (0, 1, 2, 3, 4) and a_stack == (4, 4, 16, 512)
+    assert b_stack == (4, 4, 512, 16) and stack == (4, 4, 16, 16)
+    assert labels == (ord("a"), ord("b"), (ord("c"),), (ord("f"),))
+    assert copied == b.size  # not a.size + b.size
+    expected = np.einsum("abcde,efbad->cf", a, b)
+    assert_matches(contract.einsum("abcde,efbad->cf", a, b), expected)
+    out = np.zeros((16, 16), order="F")
+    assert contract.einsum("abcde,efbad->cf", a, b, out=out) is out
+    assert_matches(out, expected)
+    assert_matches(contract.einsum("abcde,efbad->fc", a, b), expected.T)
+
+
+def test_summed_labels_stay_in_the_matrices_for_thin_calls():
+    # the same contraction on extents of 4: each call would do 256 multiply-adds, below
+    # min_split_work, so both operands are copied into one product
+    size = dict(a=4, b=4, c=4, d=4, e=4, f=4)
+    a, b, grouping, copied = _tccg_pair(size, np.random.default_rng(12))
+    assert grouping[1] == (4, 256) and copied == a.size + b.size
+    assert_matches(contract.einsum("abcde,efbad->cf", a, b),
+                   np.einsum("abcde,efbad->cf", a, b))

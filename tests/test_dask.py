@@ -64,6 +64,10 @@ CASES = [
     ("ijk->kji", [(4, 5, 6)], [(2, 3, 4)]),
     ("ea,fb,abcd,gc,hd->efgh", [(3, 4), (5, 6), (4, 6, 7, 8), (3, 7), (4, 8)],
      [(2, 2), (3, 3), (2, 4, 4, 3), (3, 5), (2, 4)]),
+    # blocks large enough that the BLAS step reads the first operand in place as a stack over
+    # the summed a, b and adds the partial products (executor._summed_lead)
+    ("abcde,efbad->cf", [(8, 4, 16, 32, 16), (16, 16, 4, 8, 32)],
+     [(4, 4, 16, 32, 8), (8, 16, 4, 4, 32)]),
 ]
 
 
