@@ -2,12 +2,12 @@
 and ``opt_einsum.contract(..., backend='dask')``, on a LocalCluster of 2 workers x 1 thread.
 
 Each method runs on a cluster of its own (a method's run must not pay for what another left in
-the workers). Operands are created on the workers (the same values on every cluster) and
-persisted there before timing; each timed run builds the graph and computes the result into the
-client process. Every method's result is checked against ``numpy.einsum`` (on the operands,
-gathered once) before anything is timed; the methods are then timed interleaved, round by round
-(the order rotating), and the median of each is reported, with per-case ratios and geometric
-means.
+the workers). Operands are created on the workers before timing: the same values, and the same
+placement of blocks on workers, on every cluster. Each timed run builds the graph and computes
+the result into the client process. Every method's result is checked against ``numpy.einsum``
+(on the same blocks, made in the client) before anything is timed; the methods are then timed
+interleaved, round by round (the order rotating), and the median of each is reported, with
+per-case ratios and geometric means.
 
 ``main(argv)`` is the command (wired as ``python -m contract compare --dask``)::
 
@@ -74,17 +74,57 @@ CASES: tuple[DaskCase, ...] = (
 METHODS = ("contract", "dask.einsum", "opt_einsum")
 
 
-def _operands(case: DaskCase, seed: int = 0) -> list[Any]:
-    """Lazily created operands (block by block, on the workers)."""
-    import dask.array as da
+def _block(case: DaskCase, k: int, index: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Block ``index`` of operand ``k``: its own random stream, the same values wherever it is
+    made (on a worker, or in the client for the reference)."""
+    shape = tuple(c[i] for c, i in zip(_chunks(case, k), index))
+    rng = np.random.default_rng((seed, k, *index))
+    if np.dtype(case.dtype).kind in "iu":
+        return rng.integers(-8, 9, shape, dtype=case.dtype)
+    return rng.random(shape).astype(case.dtype)
 
-    rng = da.random.default_rng(seed)
+
+def _chunks(case: DaskCase, k: int) -> tuple[tuple[int, ...], ...]:
+    from dask.array.core import normalize_chunks
+
+    return normalize_chunks(case.chunks[k], case.shapes[k])
+
+
+def _local_operands(case: DaskCase, seed: int = 0) -> list[np.ndarray]:
+    """The operands as numpy arrays, assembled from the same blocks (for the reference)."""
     out = []
-    for shape, chunks in zip(case.shapes, case.chunks):
-        if np.dtype(case.dtype).kind in "iu":
-            out.append(rng.integers(-8, 9, shape, chunks=chunks, dtype=case.dtype))
-        else:
-            out.append(rng.random(shape, chunks=chunks).astype(case.dtype))
+    for k in range(len(case.shapes)):
+        chunks = _chunks(case, k)
+        arr = np.empty(case.shapes[k], dtype=case.dtype)
+        for index in np.ndindex(*(len(c) for c in chunks)):
+            where = tuple(slice(sum(c[:i]), sum(c[:i + 1])) for c, i in zip(chunks, index))
+            arr[where] = _block(case, k, index, seed)
+        out.append(arr)
+    return out
+
+
+def _operands(case: DaskCase, client: Any, seed: int = 0) -> list[Any]:
+    """The operands as dask arrays whose blocks are made on the workers, block ``n`` (in C
+    order over an operand's block grid) on worker ``n % workers``: the same placement on every
+    cluster. Left to ``persist``, where a block landed varied from cluster to cluster, and a
+    method ran on its cluster's placement for every round of a case (whether the blocks one
+    task needs share a worker decides whether it first fetches one: ``tccg_abcde_efbad``'s
+    91 MB blocks)."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
+    workers = sorted(client.scheduler_info()["workers"])
+    out = []
+    for k in range(len(case.shapes)):
+        chunks = _chunks(case, k)
+        name = f"operand-{case.name}-{k}-{seed}"
+        graph = {}
+        for n, index in enumerate(np.ndindex(*(len(c) for c in chunks))):
+            graph[(name, *index)] = client.submit(
+                _block, case, k, index, seed, key=(name, *index),
+                workers=[workers[n % len(workers)]], pure=False)
+        out.append(da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()),
+                            name, chunks, dtype=case.dtype))
     return out
 
 
@@ -126,13 +166,11 @@ def run_cases(cases: Sequence[DaskCase], clients: dict[str, Any], repeat: int,
     for case in cases:
         ops = {}
         for name, client in clients.items():
-            ops[name] = [client.persist(op) for op in _operands(case)]
-            wait(ops[name])
-        # the reference from the same operands made here (the same values), not gathered from
+            ops[name] = _operands(case, client)
+            wait([f for op in ops[name] for f in op.dask.values()])
+        # the reference from the same blocks made here (the same values), not gathered from
         # a cluster: sending operands to the client left those workers slower afterwards
-        import dask
-
-        local = dask.compute(*_operands(case), scheduler="threads")
+        local = _local_operands(case)
         want = np.einsum(case.equation, *local, optimize=True)
         del local
         for name, method in methods.items():
