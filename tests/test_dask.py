@@ -340,3 +340,23 @@ def test_workers_load_kernels_from_the_disk_cache(client):
     loads = sum(after[w][0] - before[w][0] for w in after)
     compiles = sum(after[w][1] - before[w][1] for w in after)
     assert compiles == 0 and loads >= 1, (before, after)
+
+
+def test_blas_runs_on_one_thread_inside_tasks_and_the_limit_is_restored():
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from contract import dask_backend
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in ThreadpoolController().info()
+                if lib["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("no BLAS library found by threadpoolctl")
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with dask_backend._one_blas_thread():
+            with dask_backend._one_blas_thread():  # a second task in another thread
+                assert set(blas_threads()) == {1}
+            assert set(blas_threads()) == {1}  # the first task is still inside
+        assert blas_threads() == before
