@@ -37,13 +37,21 @@ from .layout import labelled_view
 from .parser import Equation, label_name, parse_cached, symbol_names
 from .planner import Plan, Step, make_plan
 
-__all__ = ["evaluate", "path_info", "DaskPathInfo", "GATHER_MIN_INTENSITY"]
+__all__ = ["evaluate", "path_info", "DaskPathInfo", "GATHER_MIN_INTENSITY",
+           "DEFER_MAX_PARTIALS", "DEFER_MAX_BYTES"]
 
 #: multiply-adds per gathered input element from which a step gathers its summed labels' blocks
 #: into one task (see ``_Graph._tree_reduced``): ``ij,jk->ik`` on 400-blocks of a 1600-long
 #: ``j`` does 200 and ran 1.8x faster gathered; a thin ``kl,lm->km`` (m = 8) does 8 and ran
 #: faster with partial sums
 GATHER_MIN_INTENSITY = 32
+
+#: a step's partial results (a summed label split over blocks) are added up by the next step's
+#: tasks, not by a tree reduction, when there are at most this many per result block ...
+DEFER_MAX_PARTIALS = 8
+#: ... and they hold at most this many bytes together (``i,ij,jk,kl,l->i`` on 2000-blocks of
+#: 8000-long vectors: 4 partial vectors of 16 kB per block)
+DEFER_MAX_BYTES = 1 << 20
 
 
 def _dask_array() -> Any:
@@ -238,30 +246,57 @@ class _Graph:
     def _run_steps(self, split_every: Any) -> Any:
         da = _dask_array()
         eq, tuning = self.eq, self.plan.tuning
-        work = list(zip(self.ops, eq.terms))
+        # each intermediate: (array, labels, partial axes): the partial axes are trailing block
+        # axes of partial results not yet added up (see _deferred), which the consuming step's
+        # tasks add up first
+        work: list[tuple[Any, tuple[int, ...], tuple[int, ...]]] = [
+            (op, term, ()) for op, term in zip(self.ops, eq.terms)]
+        fresh = iter(range(-1, -1 - 64 * (len(self.plan.steps) + 1), -1))
+        last = len(self.plan.steps) - 1
         for k, step in enumerate(self.plan.steps):
             inputs = [work[p] for p in step.operands]
-            extra = self._tree_reduced(step, [term for _, term in inputs])
+            extra = self._tree_reduced(step, [term for _, term, _ in inputs])
             out_index = step.output + extra
-            args = [item for arr, term in inputs for item in (arr, term)]
+            args = [item for arr, term, partial in inputs for item in (arr, term + partial)]
             block = da.blockwise(
                 _block_step, out_index, *args,
                 dtype=self.comp, adjust_chunks=dict.fromkeys(extra, 1), concatenate=True,
                 align_arrays=False,  # aligned once, in __init__; every step keeps the chunks
-                name=f"contract-step{k}-" + _token(step, inputs),
-                step=step, terms=tuple(term for _, term in inputs), n_extra=len(extra),
-                tuning=tuning)
-            if extra:
+                name=f"contract-step{k}-" + _token(step, [(a, t + p) for a, t, p in inputs]),
+                step=step, terms=tuple(term for _, term, _ in inputs), n_extra=len(extra),
+                partials=tuple(len(partial) for _, _, partial in inputs), tuning=tuning)
+            partial: tuple[int, ...] = ()
+            if extra and k != last and not step.in_place and self._deferred(step, extra,
+                                                                            split_every):
+                partial = tuple(next(fresh) for _ in extra)
+            elif extra:
                 n = len(step.output)
                 block = block.sum(axis=tuple(range(n, n + len(extra))), dtype=self.comp,
                                   split_every=split_every)
             if step.in_place:
-                work[step.operands[0]] = (block, step.output)
+                work[step.operands[0]] = (block, step.output, ())
                 continue
             for p in sorted(step.operands, reverse=True):
                 del work[p]
-            work.append((block, step.output))
+            work.append((block, step.output, partial))
         return work[0][0]
+
+    def _deferred(self, step: Step, extra: tuple[int, ...], split_every: Any) -> bool:
+        """Whether a step's partial results are left for the next step's tasks to add up.
+
+        Without a ``split_every``, when there are at most :data:`DEFER_MAX_PARTIALS` partial
+        blocks per result block and they hold at most :data:`DEFER_MAX_BYTES` together (the
+        partial vectors of a matrix-vector step): each consuming task then takes them all and
+        adds them up first. That is one task hop per step fewer than a tree reduction (whose
+        aggregate task the consumer would wait for), at the price of repeating a small sum in
+        every consumer of a block.
+        """
+        if split_every is not None:
+            return False
+        count = math.prod(len(self.chunks[lab]) for lab in extra)
+        block = math.prod(max(self.chunks[lab], default=0) for lab in step.output)
+        return (count <= DEFER_MAX_PARTIALS
+                and count * block * self.comp.itemsize <= DEFER_MAX_BYTES)
 
     def _tree_reduced(self, step: Step, terms: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """The summed labels in several blocks that stay block axes of partial results and are
@@ -328,10 +363,16 @@ def _token(step: Step, inputs: Sequence[tuple[Any, tuple[int, ...]]]) -> str:
 
 
 def _block_step(*blocks: np.ndarray, step: Step, terms: tuple[tuple[int, ...], ...],
-                n_extra: int, tuning: _tuning.Tuning) -> np.ndarray:
+                n_extra: int, tuning: _tuning.Tuning,
+                partials: tuple[int, ...] = ()) -> np.ndarray:
     """One step of the plan on one block of each input: the step's result block (labels
     ``step.output``), with ``n_extra`` trailing axes of length 1 for the summed labels that the
-    tree reduction adds up. Pure: the same blocks give the same bits on any worker."""
+    tree reduction adds up. An input with ``partials[i]`` trailing axes holds the partial
+    results of the step that made it, one per block along them: they are added up first.
+    Pure: the same blocks give the same bits on any worker."""
+    if any(partials):
+        blocks = tuple(b.sum(axis=tuple(range(b.ndim - n, b.ndim))) if n else b
+                       for b, n in zip(blocks, partials))
     size: dict[int, int] = {}
     for block, term in zip(blocks, terms):
         for lab, n in zip(term, block.shape):

@@ -360,3 +360,33 @@ def test_blas_runs_on_one_thread_inside_tasks_and_the_limit_is_restored():
                 assert set(blas_threads()) == {1}
             assert set(blas_threads()) == {1}  # the first task is still inside
         assert blas_threads() == before
+
+
+def test_small_partial_results_are_added_up_by_the_next_step(monkeypatch):
+    # i,ij,jk,k->i, a matrix-vector chain: the partial vectors of jk,k->j (4 blocks along k)
+    # go straight to the tasks of ij,j->i, which add them up, and so on: no tree reduction
+    # left (every step has one when split_every asks for a tree)
+    rng = _rng()
+    shapes = [(40,), (40, 40), (40, 40), (40,)]
+    arrays = [_operand(rng, s, np.float64) for s in shapes]
+    lazy = [da.from_array(a, chunks=10) for a in arrays]
+    want = np.einsum("i,ij,jk,k->i", *arrays)
+
+    def reductions(graph):
+        return sum(1 for name in graph.__dask_graph__().layers if "aggregate" in name)
+
+    _, info = contract.contract_path("i,ij,jk,k->i", *lazy)
+    assert [len(r) for r in info.reduced] == [1, 1, 0]  # k, then j split over blocks
+    got = contract.einsum("i,ij,jk,k->i", *lazy)
+    _close(got.compute(scheduler="threads"), want, np.float64)
+    assert reductions(got) == 0
+    tree = contract.einsum("i,ij,jk,k->i", *lazy, split_every=4)
+    _close(tree.compute(scheduler="threads"), want, np.float64)
+    assert reductions(tree) == 2
+    # partial results too large to defer (a budget of 0 bytes): tree-reduced
+    from contract import dask_backend
+
+    monkeypatch.setattr(dask_backend, "DEFER_MAX_BYTES", 0)
+    big = contract.einsum("i,ij,jk,k->i", *lazy)
+    assert reductions(big) == 2
+    _close(big.compute(scheduler="threads"), want, np.float64)
