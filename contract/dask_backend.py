@@ -10,8 +10,8 @@ shapes; each step of the plan becomes one :func:`dask.array.blockwise` whose tas
 the scheduler's threads or workers are the parallelism. A label summed over several blocks is
 either gathered (each task concatenates every block along it: compute-heavy steps whose gathered
 inputs are small) or stays a block axis of the step's partial results, which dask's tree
-reduction then adds up (``split_every``). Dtypes the kernels do not run (object, strings, long
-double) go to :func:`dask.array.einsum`.
+reduction then adds up (``split_every``), or, when they are small, the next step's tasks.
+Dtypes the kernels do not run (object, strings, long double) go to :func:`dask.array.einsum`.
 
 Chunks: the operands' chunks are first split along output labels when the result's blocks would
 otherwise be much larger than the largest input block (:func:`_output_chunks`, the rule
@@ -462,7 +462,8 @@ class DaskPathInfo(_path_info_base()):
     tasks : list of int
         Per step: the number of blockwise tasks (before the tree reduction).
     reduced : list of tuple of str
-        Per step: the summed labels split over several blocks, added by dask's tree reduction.
+        Per step: the summed labels split over several blocks, whose partial results dask's tree
+        reduction adds up (or, when small, the next step's tasks).
     task_bytes : list of int
         Per step: bytes one task holds at most (its input blocks and its result block).
     """
