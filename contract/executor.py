@@ -564,16 +564,18 @@ def _blas_call(inputs: list[Labelled], size: dict[int, int], out_labels: tuple[i
     a_axes, a_shape, b_axes, b_shape, labels, stack_shape = _blas_grouping(
         la, a.shape, a.strides, lb, b.shape, b.strides, out_labels, a.itemsize,
         tuning)
-    a3 = a.transpose(a_axes).reshape(a_shape)
-    b3 = b.transpose(b_axes).reshape(b_shape)
-    copy_a, copy_b = not is_blasable(a3), not is_blasable(b3)
+    # decided from the geometry alone: the stacks are built (and copied, if need be) once, in
+    # _BlasCall.into
+    copy_a, c_order_a = _stack_layout(a.shape, a.strides, a_axes, a_shape, a.itemsize)
+    copy_b, c_order_b = _stack_layout(b.shape, b.strides, b_axes, b_shape, b.itemsize)
     # numpy's matmul runs a C-ordered stack times a transposed small one far below BLAS speed
     # (measured: (16807, 7) @ (7, 8) 0.28 ms with both C-ordered, 12 ms with the second a
     # transposed view): the smaller operand, when small, is copied into C order
-    if b3.size <= a3.size:
-        copy_b = copy_b or (b3.size <= tuning.small_operand and not b3.flags.c_contiguous)
+    n_a, n_b = math.prod(a_shape), math.prod(b_shape)
+    if n_b <= n_a:
+        copy_b = copy_b or (n_b <= tuning.small_operand and not c_order_b)
     else:
-        copy_a = copy_a or (a3.size <= tuning.small_operand and not a3.flags.c_contiguous)
+        copy_a = copy_a or (n_a <= tuning.small_operand and not c_order_a)
     swap = a.dtype == np.float64 and stack_shape[-2] > stack_shape[-1]
     if swap:
         # OpenBLAS's dgemm (through numpy's row-major matmul) runs faster when the result's
@@ -791,19 +793,27 @@ def _blas_cost(
     """(elements :func:`_blas_product` copies, FLOPs of the product) for this geometry."""
     a_axes, a_stack, b_axes, b_stack, _, stack = _blas_grouping(
         la, a_shape, a_strides, lb, b_shape, b_strides, out_labels, item, tuning)
-    copied = 0
-    for shape, strides, axes, stacked in ((a_shape, a_strides, a_axes, a_stack),
-                                          (b_shape, b_strides, b_axes, b_stack)):
-        dummy = np.lib.stride_tricks.as_strided(np.empty(1, dtype=np.uint8), shape, strides)
-        try:
-            matrices = np.reshape(dummy.transpose(axes), stacked, copy=False)
-        except ValueError:  # the reshape would copy
-            copied += math.prod(stacked)
-            continue
-        if not (matrices.ndim < 2 or is_blasable(matrices, item)):
-            copied += math.prod(stacked)
+    copied = sum(math.prod(stacked) for shape, strides, axes, stacked in
+                 ((a_shape, a_strides, a_axes, a_stack), (b_shape, b_strides, b_axes, b_stack))
+                 if _stack_layout(shape, strides, axes, stacked, item)[0])
     nk = a_stack[-1]
     return copied, 2 * math.prod(stack) * nk
+
+
+@lru_cache(maxsize=4096)
+def _stack_layout(shape: tuple[int, ...], strides: tuple[int, ...], axes: tuple[int, ...],
+                  stacked: tuple[int, ...], item: int) -> tuple[bool, bool]:
+    """(whether BLAS needs a copy, whether the stack is C-contiguous) for an operand of this
+    geometry transposed by ``axes`` and reshaped into the matrix stack ``stacked``, found on a
+    stand-in of the same strides (no data is touched or copied). A stack the reshape can only
+    copy needs that copy, which is C-contiguous."""
+    stand_in = np.lib.stride_tricks.as_strided(np.empty(1, dtype=np.dtype((np.void, item))),
+                                               shape, strides)
+    try:
+        matrices = np.reshape(stand_in.transpose(axes), stacked, copy=False)
+    except ValueError:  # the reshape would copy
+        return True, True
+    return not is_blasable(matrices), bool(matrices.flags.c_contiguous)
 
 
 def _kernel_product(
