@@ -23,6 +23,7 @@ follow the operands' chunks along the output labels, as in ``dask.array.einsum``
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Sequence
@@ -251,7 +252,7 @@ class _Graph:
         # tasks add up first
         work: list[tuple[Any, tuple[int, ...], tuple[int, ...]]] = [
             (op, term, ()) for op, term in zip(self.ops, eq.terms)]
-        fresh = iter(range(-1, -1 - 64 * (len(self.plan.steps) + 1), -1))
+        fresh = itertools.count(-1, -1)  # block-axis labels of partial results
         last = len(self.plan.steps) - 1
         for k, step in enumerate(self.plan.steps):
             inputs = [work[p] for p in step.operands]

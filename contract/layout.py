@@ -403,13 +403,12 @@ def tabulate(
     summed = [d for d in range(n_outer, nd) if not (inner_out and d == last)]
     outer = list(range(n_outer)) + ([last] if inner_out else [])
     many_summed = math.prod(int(extents[d]) for d in summed) >= tight_max
-    # (output block?, its candidate dimensions), the preferred kind first
-    kinds = [(False, summed), (True, outer)]
-    if inner_out or not many_summed:
+    # (output block?, its candidate dimensions), the preferred kind first; an output tight
+    # dimension cannot join a summed block
+    kinds = [(True, outer)] if inner_out else [(False, summed), (True, outer)]
+    if not inner_out and not many_summed:
         kinds.reverse()
-    for kind, candidates in kinds:
-        if kind is False and inner_out:
-            continue  # the tight dimension is an output one: it cannot join a summed block
+    for kind, candidates in kinds:  # noqa: B007 (the kind that breaks the loop is used below)
         block: list[int] = []
         count = 1
         for d in reversed(candidates):
